@@ -1,0 +1,113 @@
+"""Turn a resolved CDS Hooks request into the patient's record: medication orders, conditions, reviews.
+
+The raw dicts stay the source of truth. Each MedicationRequest that matters (not history) is validated with
+fhir.resources R4B; one that fails is kept, with a data-quality note, never dropped. STU3-style dosage
+(``doseQuantity`` directly on the Dosage) is moved into R4 ``doseAndRate`` first, so both shapes read the same.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from pydantic import ValidationError
+
+from .hooks import HookRequest, located_resources
+
+HISTORY_STATUSES = frozenset({"completed", "stopped", "cancelled", "entered-in-error"})
+_STU3_DOSE_KEYS = ("doseQuantity", "doseRange", "rateRatio", "rateRange", "rateQuantity")
+
+
+@dataclass
+class OrderRecord:
+    """One MedicationRequest as received, with where it came from."""
+
+    resource: dict[str, Any]
+    origin: str  # "draft" (being ordered now) | "existing" (prefetched)
+    path: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return str(self.resource.get("status") or "")
+
+    @property
+    def is_history(self) -> bool:
+        return self.status in HISTORY_STATUSES
+
+
+@dataclass
+class PatientRecord:
+    patient_id: str
+    patient: dict[str, Any] | None
+    orders: list[OrderRecord]
+    medications: dict[str, dict[str, Any]]  # "Medication/<id>" -> Medication
+    conditions: list[dict[str, Any]]
+    procedures: list[dict[str, Any]]
+    observations: list[dict[str, Any]]
+    data_quality: list[str] = field(default_factory=list)
+
+
+def normalise_dosage(resource: dict[str, Any]) -> dict[str, Any]:
+    """Return ``resource`` with STU3-style dose members moved into ``doseAndRate`` (a copy only if needed)."""
+    dosages = resource.get("dosageInstruction")
+    if not isinstance(dosages, list) or not any(
+        isinstance(d, dict) and any(k in d for k in _STU3_DOSE_KEYS) for d in dosages
+    ):
+        return resource
+    resource = copy.deepcopy(resource)
+    for dosage in resource["dosageInstruction"]:
+        if not isinstance(dosage, dict):
+            continue
+        moved = {k: dosage.pop(k) for k in _STU3_DOSE_KEYS if k in dosage}
+        if moved:
+            dosage.setdefault("doseAndRate", []).append(moved)
+    return resource
+
+
+def validation_problems(resource: dict[str, Any]) -> list[str]:
+    """R4B validation errors of one MedicationRequest, as short readable strings (empty when valid)."""
+    try:
+        MedicationRequest.model_validate(resource)
+    except ValidationError as exc:
+        return [
+            f"{'.'.join(str(p) for p in err['loc']) or 'MedicationRequest'}: {err['msg']}" for err in exc.errors()[:5]
+        ]
+    return []
+
+
+def build_record(request: HookRequest, prefetch: dict[str, dict[str, Any] | None]) -> PatientRecord:
+    """Collect the patient's data from draft orders and resolved prefetch."""
+    located: list[tuple[str, str, dict[str, Any]]] = []
+    for name in ("draftOrders", "medications"):
+        located += [("draft", p, r) for p, r in located_resources(f"context.{name}", request.context.get(name))]
+    for key, value in prefetch.items():
+        located += [("existing", p, r) for p, r in located_resources(f"prefetch.{key}", value)]
+
+    record = PatientRecord(request.patient_id, None, [], {}, [], [], [])
+    seen_orders: set[str] = set()
+    for origin, path, resource in located:
+        kind = resource.get("resourceType")
+        if kind == "MedicationRequest":
+            key = str(resource.get("id") or path)
+            if origin == "existing" and key in seen_orders:
+                continue  # the draft being signed may also be in the prefetched list: count it once
+            seen_orders.add(key)
+            order = OrderRecord(normalise_dosage(resource), origin, path)
+            if not order.is_history:
+                order.problems = validation_problems(order.resource)
+                record.data_quality += [f"{path}: {p}" for p in order.problems]
+            record.orders.append(order)
+        elif kind == "Medication" and resource.get("id"):
+            record.medications[f"Medication/{resource['id']}"] = resource
+        elif kind == "Patient":
+            record.patient = resource
+        elif kind == "Condition":
+            record.conditions.append(resource)
+        elif kind == "Procedure":
+            record.procedures.append(resource)
+        elif kind == "Observation":
+            record.observations.append(resource)
+    return record
