@@ -155,9 +155,22 @@ def gunicorn_server(tmp_path: Path, env: dict[str, str], workers: int = 2) -> It
     log_path = tmp_path / f"gunicorn-{port}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "cds_service", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", str(workers)],
-            env=full_env, stdout=log_file, stderr=subprocess.STDOUT, cwd=tmp_path,
+            [
+                sys.executable,
+                "-m",
+                "cds_service",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            env=full_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
         )
     url = f"http://127.0.0.1:{port}"
     server = LiveServer(url, process, log_path)

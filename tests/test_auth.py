@@ -1,0 +1,322 @@
+"""JWT bearer verification (CDS Hooks 2.0 "Trusting CDS Clients"): every refusal is a bare 401."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+
+import pytest
+
+from cds_service.api import create_app
+from cds_service.auth import JwtVerifier, TrustedIssuer, load_trusted_issuers
+from cds_service.config import load_settings
+from cds_service.errors import ConfigError, Unauthorized
+from cds_service.store import Store
+from tests.helpers import BASE_URL, FILES, ISSUER, SigningKey, claims_for, fhir_server, load_request, write_trust
+
+PATH = "/cds-services/opioid-order-sign"
+EXAMPLE = json.loads((FILES / "cds-hooks-examples" / "jwt-example.spec3.0-ballot.json").read_text())
+
+
+def _call(client, token: str | None, path: str = PATH):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return client.post(path, json=load_request("order-sign.json"), headers=headers)
+
+
+def _assert_bare_401(response) -> None:
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    body = response.get_json()
+    assert body["resourceType"] == "OperationOutcome"
+    assert body["issue"][0]["diagnostics"] == "Authentication failed."
+
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def test_valid_es384_token_is_accepted(secure_client, es384_key):
+    assert _call(secure_client, es384_key.sign(claims_for(PATH))).status_code == 200
+
+
+def test_valid_rs384_token_is_accepted(secure_client, rs384_key):
+    assert _call(secure_client, rs384_key.sign(claims_for(PATH))).status_code == 200
+
+
+def test_no_authorization_header_is_401(secure_client):
+    _assert_bare_401(_call(secure_client, None))
+
+
+def test_alg_none_is_refused(secure_client, es384_key):
+    token = f"{_b64({'alg': 'none', 'typ': 'JWT', 'kid': es384_key.kid})}.{_b64(claims_for(PATH))}."
+    _assert_bare_401(_call(secure_client, token))
+
+
+def test_hs256_signed_with_the_public_key_is_refused(secure_client, es384_key):
+    # The classic key-confusion attack: HMAC keyed with the (public) verification key.
+    from cryptography.hazmat.primitives import serialization
+
+    secret = es384_key.private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    signing_input = f"{_b64({'alg': 'HS256', 'typ': 'JWT', 'kid': es384_key.kid})}.{_b64(claims_for(PATH))}"
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    token = f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+    _assert_bare_401(_call(secure_client, token))
+
+
+def test_wrong_audience_is_refused(secure_client, es384_key):
+    _assert_bare_401(_call(secure_client, es384_key.sign(claims_for(PATH, aud="https://other.example/cds-services/x"))))
+
+
+def test_token_for_another_service_of_ours_is_refused(secure_client, es384_key):
+    token = es384_key.sign(claims_for("/cds-services/opioid-patient-view"))
+    _assert_bare_401(_call(secure_client, token))
+
+
+def test_expired_token_is_refused(secure_client, es384_key):
+    now = int(time.time())
+    _assert_bare_401(_call(secure_client, es384_key.sign(claims_for(PATH, iat=now - 600, exp=now - 120))))
+
+
+def test_expiry_within_clock_skew_is_accepted(secure_client, es384_key):
+    now = int(time.time())
+    assert _call(secure_client, es384_key.sign(claims_for(PATH, iat=now - 300, exp=now - 10))).status_code == 200
+
+
+def test_exp_more_than_five_minutes_ahead_is_refused(secure_client, es384_key):
+    now = int(time.time())
+    _assert_bare_401(_call(secure_client, es384_key.sign(claims_for(PATH, exp=now + 3600))))
+
+
+def test_iat_in_the_future_is_refused(secure_client, es384_key):
+    now = int(time.time())
+    _assert_bare_401(_call(secure_client, es384_key.sign(claims_for(PATH, iat=now + 120))))
+
+
+def test_nbf_in_the_future_is_refused(secure_client, es384_key):
+    now = int(time.time())
+    _assert_bare_401(_call(secure_client, es384_key.sign(claims_for(PATH, nbf=now + 120))))
+
+
+def test_replayed_jti_is_refused(secure_client, es384_key):
+    token = es384_key.sign(claims_for(PATH))
+    assert _call(secure_client, token).status_code == 200
+    _assert_bare_401(_call(secure_client, token))
+
+
+def test_missing_jti_is_refused(secure_client, es384_key):
+    _assert_bare_401(_call(secure_client, es384_key.sign(claims_for(PATH, jti=None))))
+
+
+def test_unknown_kid_is_refused(secure_client, es384_key):
+    stranger = SigningKey.generate("ES384", kid="not-in-jwks")
+    _assert_bare_401(_call(secure_client, stranger.sign(claims_for(PATH))))
+
+
+def test_key_from_jwks_with_another_kid_does_not_verify(secure_client, es384_key):
+    stranger = SigningKey.generate("ES384", kid=es384_key.kid)  # right kid, wrong key
+    _assert_bare_401(_call(secure_client, stranger.sign(claims_for(PATH))))
+
+
+def test_untrusted_issuer_is_refused(secure_client, es384_key):
+    _assert_bare_401(_call(secure_client, es384_key.sign(claims_for(PATH, iss="https://evil.example/"))))
+
+
+def test_sub_is_accepted_and_ignored(secure_client, es384_key):
+    assert _call(secure_client, es384_key.sign(claims_for(PATH, sub="epic-client-id"))).status_code == 200
+
+
+def test_feedback_needs_a_token_too(secure_client, es384_key):
+    body = json.loads((FILES / "cds-hooks-examples" / "feedback-accepted.spec3.0-ballot.json").read_text())
+    _assert_bare_401(secure_client.post(PATH + "/feedback", json=body))
+    token = es384_key.sign(claims_for(PATH + "/feedback"))
+    ok = secure_client.post(PATH + "/feedback", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert ok.status_code == 200
+
+
+def test_discovery_and_health_need_no_token(secure_client):
+    assert secure_client.get("/cds-services").status_code == 200
+    assert secure_client.get("/health").status_code == 200
+
+
+def test_tenant_allow_list(tmp_path, es384_key):
+    trust = write_trust(tmp_path, [es384_key], tenants=["practice-a"])
+    env = {
+        "OPIOID_CDS_PUBLIC_BASE_URL": BASE_URL,
+        "OPIOID_CDS_TRUSTED_ISSUERS": str(trust),
+        "OPIOID_CDS_DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite3",
+    }
+    client = create_app(load_settings(env)).test_client()
+    assert _call(client, es384_key.sign(claims_for(PATH, tenant="practice-a"))).status_code == 200
+    _assert_bare_401(_call(client, es384_key.sign(claims_for(PATH, tenant="practice-b"))))
+    _assert_bare_401(_call(client, es384_key.sign(claims_for(PATH))))
+
+
+def test_unknown_kid_refetches_the_jwks_url_once(tmp_path, es384_key):
+    rotated = SigningKey.generate("ES384", kid="rotated")
+    with fhir_server() as keys_server:
+        served = {"keys": [es384_key.public_jwk()]}
+        keys_server.routes["/fhir/jwks"] = lambda _req: (200, served, 0.0)
+        trust = tmp_path / "trust.yaml"
+        trust.write_text(f"issuers:\n  - iss: {ISSUER}\n    jwks_url: {keys_server.base_url}/jwks\n")
+        settings = load_settings(
+            {
+                "OPIOID_CDS_PUBLIC_BASE_URL": BASE_URL,
+                "OPIOID_CDS_TRUSTED_ISSUERS": str(trust),
+                "OPIOID_CDS_DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite3",
+                "OPIOID_CDS_JWKS_MIN_REFETCH_SECONDS": "0",
+            }
+        )
+        client = create_app(settings).test_client()
+        assert _call(client, es384_key.sign(claims_for(PATH))).status_code == 200
+        fetches = len(keys_server.requests)
+        served["keys"].append(rotated.public_jwk())  # the EHR rotates its key
+        assert _call(client, rotated.sign(claims_for(PATH))).status_code == 200
+        assert len(keys_server.requests) == fetches + 1
+        assert _call(client, es384_key.sign(claims_for(PATH))).status_code == 200
+        assert len(keys_server.requests) == fetches + 1  # known kid: served from the cache
+
+
+def test_unknown_kid_refetch_is_rate_limited(tmp_path, es384_key):
+    with fhir_server() as keys_server:
+        keys_server.routes["/fhir/jwks"] = lambda _req: (200, {"keys": [es384_key.public_jwk()]}, 0.0)
+        trust = tmp_path / "trust.yaml"
+        trust.write_text(f"issuers:\n  - iss: {ISSUER}\n    jwks_url: {keys_server.base_url}/jwks\n")
+        settings = load_settings(
+            {
+                "OPIOID_CDS_PUBLIC_BASE_URL": BASE_URL,
+                "OPIOID_CDS_TRUSTED_ISSUERS": str(trust),
+                "OPIOID_CDS_DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite3",
+            }
+        )
+        client = create_app(settings).test_client()
+        assert _call(client, es384_key.sign(claims_for(PATH))).status_code == 200
+        for _ in range(5):
+            stranger = SigningKey.generate("ES384", kid=f"x-{uuid.uuid4().hex[:6]}")
+            _assert_bare_401(_call(client, stranger.sign(claims_for(PATH))))
+        assert len(keys_server.requests) == 1  # an attacker cannot make us hammer the EHR's JWKS endpoint
+
+
+def test_jku_on_the_allow_list_is_fetched_and_others_are_not(tmp_path, es384_key):
+    with fhir_server() as keys_server:
+        keys_server.routes["/fhir/jwks"] = lambda _req: (200, {"keys": [es384_key.public_jwk()]}, 0.0)
+        keys_server.routes["/fhir/evil"] = lambda _req: (200, {"keys": [es384_key.public_jwk()]}, 0.0)
+        trust = tmp_path / "trust.yaml"
+        trust.write_text(f"issuers:\n  - iss: {ISSUER}\n    jku: [{keys_server.base_url}/jwks]\n")
+        settings = load_settings(
+            {
+                "OPIOID_CDS_PUBLIC_BASE_URL": BASE_URL,
+                "OPIOID_CDS_TRUSTED_ISSUERS": str(trust),
+                "OPIOID_CDS_DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite3",
+            }
+        )
+        client = create_app(settings).test_client()
+        good = es384_key.sign(claims_for(PATH), headers={"jku": f"{keys_server.base_url}/jwks"})
+        assert _call(client, good).status_code == 200
+        evil = es384_key.sign(claims_for(PATH), headers={"jku": f"{keys_server.base_url}/evil"})
+        _assert_bare_401(_call(client, evil))
+        assert [r.path for r in keys_server.requests] == ["/fhir/jwks"]
+
+
+def test_spec_example_token_verifies_with_its_jwks_before_its_expiry(tmp_path, monkeypatch):
+    jwks_path = tmp_path / "example-jwks.json"
+    jwks_path.write_text(json.dumps(EXAMPLE["jwks_public"]))
+    header = EXAMPLE["header"]
+
+    # Test double: the example's jku host (fhir-ehr.example.com) cannot be reached from here, so the JWKS
+    # "fetched" from it is the example's published public JWKS.
+    import cds_service.auth as auth
+
+    class _Response:
+        def raise_for_status(self) -> None: ...
+
+        def json(self):
+            return EXAMPLE["jwks_public"]
+
+    monkeypatch.setattr(auth.requests, "get", lambda url, **_: _Response() if url == header["jku"] else None)
+    settings = load_settings(
+        {
+            "OPIOID_CDS_PUBLIC_BASE_URL": "https://cds.example.org",
+            "OPIOID_CDS_TRUSTED_ISSUERS": str(write_trust(tmp_path, [])),
+            "OPIOID_CDS_DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite3",
+        }
+    )
+    issuer = TrustedIssuer(iss=EXAMPLE["payload"]["iss"], jku=(header["jku"],))
+    store = Store(settings.database_url)
+    store.create_schema()
+    before_expiry = JwtVerifier(settings, {issuer.iss: issuer}, store, clock=lambda: EXAMPLE["payload"]["exp"] - 60)
+    claims = before_expiry.verify(f"Bearer {EXAMPLE['token']}", EXAMPLE["payload"]["aud"])
+    assert claims["tenant"] == EXAMPLE["payload"]["tenant"]
+    with pytest.raises(Unauthorized) as replay:
+        before_expiry.verify(f"Bearer {EXAMPLE['token']}", EXAMPLE["payload"]["aud"])
+    assert replay.value.reason == "jti replayed"
+
+    today = JwtVerifier(settings, {issuer.iss: issuer}, Store(settings.database_url))
+    with pytest.raises(Unauthorized) as expired:
+        today.verify(f"Bearer {EXAMPLE['token']}", EXAMPLE["payload"]["aud"])
+    assert expired.value.reason == "token expired"
+
+
+def test_tokens_are_never_logged(secure_client, es384_key, caplog):
+    caplog.set_level(logging.DEBUG)
+    good = es384_key.sign(claims_for(PATH))
+    bad = es384_key.sign(claims_for(PATH, aud="https://wrong.example/"))
+    body = load_request("order-sign.json")
+    body["fhirAuthorization"] = {
+        "access_token": "fhir-secret-token-123",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/*.read",
+        "subject": "opioid-cds",
+    }
+    for token in (good, bad):
+        secure_client.post(PATH, json=body, headers={"Authorization": f"Bearer {token}"})
+    logged = caplog.text
+    assert good not in logged and bad not in logged
+    assert good.split(".")[2] not in logged
+    assert "fhir-secret-token-123" not in logged
+    assert "pat-1" not in logged  # patient ids are pseudonymised
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("issuers: []", "non-empty list"),
+        ("issuers:\n  - jwks_url: https://x.example/jwks\n", "needs 'iss'"),
+        ("issuers:\n  - iss: https://x.example/\n", "jwks_file, jwks_url or a jku"),
+        ("issuers:\n  - iss: https://x.example/\n    jwks_url: http://x.example/jwks\n", "must be https"),
+        (
+            "issuers:\n  - iss: https://x.example/\n    jku: [https://x.example/k]\n    algorithms: [HS256]\n",
+            "not allowed",
+        ),
+        ("issuers:\n  - iss: https://x.example/\n    jwks_file: nope.json\n", "does not exist"),
+        ("issuers:\n  - iss: https://x.example/\n    jku: [https://x.example/k]\n    colour: blue\n", "unknown keys"),
+    ],
+)
+def test_broken_trusted_issuer_files_are_refused_at_start(tmp_path, yaml_text, message):
+    path = tmp_path / "trust.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=message):
+        load_trusted_issuers(path)
+
+
+@pytest.mark.parametrize("algorithms", ["HS256", "none", "ES384,HS512"])
+def test_symmetric_or_none_algorithms_cannot_be_configured(algorithms):
+    with pytest.raises(ConfigError, match="never 'none' or HMAC"):
+        load_settings({"OPIOID_CDS_AUTH": "off", "OPIOID_CDS_JWT_ALGORITHMS": algorithms})
+
+
+def test_auth_required_without_public_base_url_refuses_to_start(tmp_path, es384_key):
+    with pytest.raises(ConfigError, match="PUBLIC_BASE_URL"):
+        load_settings({"OPIOID_CDS_TRUSTED_ISSUERS": str(write_trust(tmp_path, [es384_key]))})
+
+
+def test_auth_is_required_by_default():
+    with pytest.raises(ConfigError, match="TRUSTED_ISSUERS"):
+        load_settings({})
