@@ -70,7 +70,11 @@ def _read_json() -> Any:
         raise UnsupportedMediaType("JSON bodies must be UTF-8.", "header.Content-Type")
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise PayloadTooLarge(f"The body is larger than {settings.max_body_bytes} bytes.", "$")
-    return parse_json_body(request.get_data(cache=False), settings.max_json_depth)
+    # A chunked body has no Content-Length: the stream is cut one byte past the limit, so over-long shows.
+    raw = request.get_data(cache=False)
+    if len(raw) > settings.max_body_bytes:
+        raise PayloadTooLarge(f"The body is larger than {settings.max_body_bytes} bytes.", "$")
+    return parse_json_body(raw, settings.max_json_depth)
 
 
 def _authenticate() -> None:
@@ -106,7 +110,7 @@ def create_app(
         )
 
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
     app.extensions["opioid_cds"] = ServiceState(settings, store, verifier if settings.auth_required else None)
 
     @app.before_request

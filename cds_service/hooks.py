@@ -95,10 +95,11 @@ def located_resources(path: str, value: Any) -> list[tuple[str, Any]]:
 
 
 def bundle_resources(bundle: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """The resources of a checked Bundle, in order."""
-    if not bundle:
+    """The resources of a Bundle, in order (entries that hold no resource object are skipped)."""
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    if not isinstance(entries, list):
         return []
-    return [e["resource"] for e in bundle.get("entry") or []]
+    return [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
 
 
 def _check_context_field(spec: ContextField, context: dict[str, Any], issues: list[Issue]) -> None:

@@ -233,3 +233,12 @@ def test_responses_never_contain_null_members(client):
         client.post("/cds-services/opioid-order-sign", data=b"{", content_type="application/json"),
     ):
         assert "null" not in response.get_data(as_text=True)
+
+
+def test_selections_checked_against_broken_draft_orders_is_400_not_500(client):
+    # Found by schemathesis: an entry without a resource while selections are checked.
+    body = load_request("order-select.json")
+    body["context"]["draftOrders"]["entry"].append({})
+    _assert_outcome(
+        client.post("/cds-services/opioid-order-select", json=body), 400, "context.draftOrders.entry[1].resource"
+    )

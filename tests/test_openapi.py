@@ -112,3 +112,10 @@ def test_spec_card_example_passes_our_card_schema():
 def test_card_schema_rejects_what_the_spec_forbids(card, problem):
     found = errors("Card", card)
     assert any(problem in e for e in found), found
+
+
+def test_service_id_enum_is_the_discovery_list():
+    from cds_service.services import SERVICES
+
+    enum = openapi()["components"]["parameters"]["ServiceId"]["schema"]["enum"]
+    assert enum == [s.id for s in SERVICES]

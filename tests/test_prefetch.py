@@ -204,5 +204,5 @@ def test_render_template_user_tokens():
 
 
 def test_render_template_missing_context_value_is_unobtainable():
-    with pytest.raises(Unobtainable, match="context.encounterId"):
+    with pytest.raises(Unobtainable, match=r"context\.encounterId"):
         render_template("Encounter/{{context.encounterId}}", {"patientId": "p"})
