@@ -29,7 +29,7 @@ import yaml
 from jwt import PyJWK
 from jwt.exceptions import PyJWKError, PyJWTError
 
-from .config import ALLOWED_JWT_ALGORITHMS, Settings
+from .config import ALLOWED_JWT_ALGORITHMS, LOOPBACK_HOSTS, Settings
 from .errors import ConfigError, Unauthorized
 from .store import Store
 
@@ -48,7 +48,7 @@ def _secure_url(url: Any, where: str) -> str:
     if not isinstance(url, str):
         raise ConfigError(f"{where}: must be a URL")
     parts = urlsplit(url)
-    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    loopback = parts.hostname in LOOPBACK_HOSTS
     if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
         raise ConfigError(f"{where}: {url!r} must be https (http only on loopback, for testing)")
     return url

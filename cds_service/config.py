@@ -11,11 +11,15 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
 # Asymmetric algorithms only: CDS Hooks 2.0 forbids `none` and symmetric (HMAC) signatures.
 ALLOWED_JWT_ALGORITHMS = frozenset({"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 @dataclass(frozen=True)
@@ -91,8 +95,11 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     base = env.get("OPIOID_CDS_PUBLIC_BASE_URL") or None
     if base:
         base = base.rstrip("/")
-        if not base.startswith(("https://", "http://")):
-            raise ConfigError(f"OPIOID_CDS_PUBLIC_BASE_URL={base!r} must be an absolute http(s) URL")
+        host = urlsplit(base).hostname
+        if not (base.startswith("https://") or (base.startswith("http://") and host in LOOPBACK_HOSTS)):
+            raise ConfigError(
+                f"OPIOID_CDS_PUBLIC_BASE_URL={base!r} must be https (CDS Hooks requires TLS; http only on loopback)"
+            )
     issuers = env.get("OPIOID_CDS_TRUSTED_ISSUERS") or None
     key = env.get("OPIOID_CDS_PSEUDONYM_KEY")
     values: dict[str, object] = {

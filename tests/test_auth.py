@@ -320,3 +320,18 @@ def test_auth_required_without_public_base_url_refuses_to_start(tmp_path, es384_
 def test_auth_is_required_by_default():
     with pytest.raises(ConfigError, match="TRUSTED_ISSUERS"):
         load_settings({})
+
+
+@pytest.mark.parametrize("base", ["http://cds.example.org", "ftp://cds.example.org", "cds.example.org"])
+def test_public_base_url_must_be_https(tmp_path, es384_key, base):
+    env = {"OPIOID_CDS_PUBLIC_BASE_URL": base, "OPIOID_CDS_TRUSTED_ISSUERS": str(write_trust(tmp_path, [es384_key]))}
+    with pytest.raises(ConfigError, match="must be https"):
+        load_settings(env)
+
+
+def test_public_base_url_may_be_http_on_loopback_for_testing(tmp_path, es384_key):
+    env = {
+        "OPIOID_CDS_PUBLIC_BASE_URL": "http://127.0.0.1:8080/",
+        "OPIOID_CDS_TRUSTED_ISSUERS": str(write_trust(tmp_path, [es384_key])),
+    }
+    assert load_settings(env).public_base_url == "http://127.0.0.1:8080"

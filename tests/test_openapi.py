@@ -79,36 +79,95 @@ def test_spec_card_example_passes_our_card_schema():
     assert errors("CdsResponse", example) == []
 
 
-@pytest.mark.parametrize(
-    ("card", "problem"),
-    [
-        ({"summary": "x" * 140, "indicator": "info", "source": {"label": "s"}}, "too long"),
-        ({"summary": "s", "indicator": "urgent", "source": {"label": "s"}}, "is not one of"),
-        ({"summary": "s", "indicator": "info"}, "'source' is a required property"),
-        (
-            {"summary": "s", "indicator": "info", "source": {"label": "s"}, "suggestions": [{"label": "x"}]},
-            "selectionBehavior",
-        ),
-        (
-            {
-                "summary": "s",
-                "indicator": "info",
-                "source": {"label": "s"},
-                "overrideReasons": [{"code": "c", "system": "s"}],
-            },
-            "'display' is a required property",
-        ),
-        (
-            {
-                "summary": "s",
-                "indicator": "info",
-                "source": {"label": "s"},
-                "links": [{"label": "l", "url": "https://x.example", "type": "absolute", "appContext": "{}"}],
-            },
-            "should not",
-        ),
-    ],
-)
+def _card(**members):
+    card = {"summary": "s", "indicator": "info", "source": {"label": "s"}}
+    card.update(members)
+    return card
+
+
+def _with_action(**action):
+    return _card(selectionBehavior="any", suggestions=[{"label": "x", "actions": [action]}])
+
+
+CARD_VIOLATIONS = [
+    pytest.param(_card(summary="x" * 140), "too long", id="summary-140-chars"),
+    pytest.param(_card(summary=None), "None is not of type 'string'", id="summary-missing"),
+    pytest.param(_card(uuid=42), "is not of type 'string'", id="uuid-not-string"),
+    pytest.param(_card(detail=["x"]), "is not of type 'string'", id="detail-not-string"),
+    pytest.param(_card(indicator="urgent"), "is not one of", id="indicator-not-allowed"),
+    pytest.param({"summary": "s", "indicator": "info"}, "'source' is a required property", id="source-missing"),
+    pytest.param(_card(source={"url": "https://x.example"}), "'label' is a required property", id="source-label"),
+    pytest.param(_card(source={"label": "s", "url": "/relative"}), "does not match", id="source-url-relative"),
+    pytest.param(_card(source={"label": "s", "icon": "icon.png"}), "does not match", id="source-icon-relative"),
+    pytest.param(_card(source={"label": "s", "topic": {"system": "x"}}), "'code' is a required", id="topic-code"),
+    pytest.param(_card(source={"label": "s", "topic": {"code": "x"}}), "'system' is a required", id="topic-system"),
+    pytest.param(_card(suggestions=[{"label": "x"}]), "selectionBehavior", id="suggestions-need-selection"),
+    pytest.param(_card(selectionBehavior="all", suggestions=[{"label": "x"}]), "is not one of", id="selection-value"),
+    pytest.param(
+        _card(selectionBehavior="any", suggestions=[{"uuid": "u"}]), "'label' is a required", id="suggestion-label"
+    ),
+    pytest.param(
+        _card(selectionBehavior="any", suggestions=[{"label": "x", "uuid": 1}]),
+        "not of type 'string'",
+        id="suggestion-uuid-not-string",
+    ),
+    pytest.param(
+        _card(selectionBehavior="any", suggestions=[{"label": "x", "isRecommended": "yes"}]),
+        "not of type 'boolean'",
+        id="is-recommended-not-boolean",
+    ),
+    pytest.param(
+        _card(selectionBehavior="any", suggestions=[{"label": "x", "actions": {}}]),
+        "not of type 'array'",
+        id="actions-not-array",
+    ),
+    pytest.param(_with_action(type="replace", description="d"), "is not one of", id="action-type"),
+    pytest.param(_with_action(type="create"), "'description' is a required", id="action-description"),
+    pytest.param(
+        _with_action(type="create", description="d", resource={"id": "x"}),
+        "'resourceType' is a required",
+        id="action-resource-not-fhir",
+    ),
+    pytest.param(
+        _with_action(type="delete", description="d", resource="MedicationRequest/1"),
+        "not of type 'object'",
+        id="delete-id-in-resource",
+    ),
+    pytest.param(
+        _with_action(type="delete", description="d", resourceId=7), "not of type 'string'", id="resource-id-not-string"
+    ),
+    pytest.param(
+        _card(overrideReasons=[{"code": "c", "system": "s"}]), "'display' is a required", id="override-reason-display"
+    ),
+    pytest.param(_card(overrideReasons={"code": "c"}), "not of type 'array'", id="override-reasons-not-array"),
+    pytest.param(
+        _card(links=[{"url": "https://x.example", "type": "absolute"}]), "'label' is a required", id="link-label"
+    ),
+    pytest.param(_card(links=[{"label": "l", "type": "absolute"}]), "'url' is a required", id="link-url"),
+    pytest.param(
+        _card(links=[{"label": "l", "url": "x", "type": "absolute"}]), "does not match", id="link-url-relative"
+    ),
+    pytest.param(_card(links=[{"label": "l", "url": "https://x.example"}]), "'type' is a required", id="link-type"),
+    pytest.param(
+        _card(links=[{"label": "l", "url": "https://x.example", "type": "iframe"}]),
+        "is not one of",
+        id="link-type-value",
+    ),
+    pytest.param(
+        _card(links=[{"label": "l", "url": "https://x.example", "type": "smart", "appContext": {}}]),
+        "not of type 'string'",
+        id="app-context-not-string",
+    ),
+    pytest.param(
+        _card(links=[{"label": "l", "url": "https://x.example", "type": "absolute", "appContext": "{}"}]),
+        "should not",
+        id="app-context-on-absolute",
+    ),
+    pytest.param(_card(links={"label": "l"}), "not of type 'array'", id="links-not-array"),
+]
+
+
+@pytest.mark.parametrize(("card", "problem"), CARD_VIOLATIONS)
 def test_card_schema_rejects_what_the_spec_forbids(card, problem):
     found = errors("Card", card)
     assert any(problem in e for e in found), found
