@@ -23,6 +23,7 @@ from .errors import (
     UnsupportedMediaType,
 )
 from .feedback import parse_feedback
+from .fhir_input import warm_up
 from .hooks import parse_hook_request
 from .jsonbody import parse_json_body
 from .pipeline import evaluate
@@ -98,6 +99,7 @@ def create_app(
 ) -> Flask:
     """Build the WSGI app. Configuration problems raise before the app exists (the service refuses to start)."""
     settings = settings or load_settings()
+    warm_up()
     store = store or Store(settings.database_url)
     store.create_schema()
     if settings.auth_required and verifier is None:

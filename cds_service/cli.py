@@ -6,6 +6,7 @@ import argparse
 import faulthandler
 import logging
 import os
+import secrets
 import sys
 from typing import Any
 
@@ -27,6 +28,9 @@ def serve(args: argparse.Namespace) -> int:
     from .api import create_app
     from .config import load_settings
 
+    if not os.environ.get("OPIOID_CDS_PSEUDONYM_KEY"):
+        # One key for all workers of this server, so one patient has one pseudonym across its log lines.
+        os.environ["OPIOID_CDS_PSEUDONYM_KEY"] = secrets.token_hex(32)
     settings = load_settings()
     create_app(settings)  # validate configuration (and later the rules) before any worker starts
 

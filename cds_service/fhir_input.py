@@ -67,6 +67,19 @@ def normalise_dosage(resource: dict[str, Any]) -> dict[str, Any]:
     return resource
 
 
+def warm_up() -> None:
+    """Build the R4B validators once at start-up, so the first request does not pay for it."""
+    validation_problems(
+        {
+            "resourceType": "MedicationRequest",
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": "Patient/warm-up"},
+            "medicationCodeableConcept": {"text": "warm-up"},
+        }
+    )
+
+
 def validation_problems(resource: dict[str, Any]) -> list[str]:
     """R4B validation errors of one MedicationRequest, as short readable strings (empty when valid)."""
     try:

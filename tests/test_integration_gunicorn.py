@@ -142,3 +142,22 @@ def test_example_feedback_over_http(dev_server):
     )
     response = requests.post(dev_server.url + "/cds-services/opioid-patient-view/feedback", json=body, timeout=5)
     assert response.status_code == 200
+
+
+def test_one_patient_has_one_pseudonym_across_workers(dev_server):
+    import re
+
+    url = dev_server.url + "/cds-services/opioid-patient-view"
+
+    def seen():
+        lines = [line for line in dev_server.log().splitlines() if "hook=patient-view" in line]
+        return lines, {re.search(r"\[(\d+)\]", line).group(1) for line in lines}
+
+    for _ in range(200):  # a new connection each time, until both workers have answered
+        assert requests.post(url, json=load_request("patient-view.json"), timeout=5).status_code == 200
+        if len(seen()[1]) == 2:
+            break
+    lines, workers = seen()
+    assert len(workers) == 2
+    assert len({re.search(r"patient=([0-9a-f]+)", line).group(1) for line in lines}) == 1
+    assert "pat-1" not in dev_server.log()
