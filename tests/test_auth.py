@@ -40,6 +40,19 @@ def _b64(data: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
+def _secure_client(tmp_path, trust, **env):
+    """A client of an app requiring JWTs from the issuers in ``trust`` (extra settings as env names)."""
+    settings = load_settings(
+        {
+            "OPIOID_CDS_PUBLIC_BASE_URL": BASE_URL,
+            "OPIOID_CDS_TRUSTED_ISSUERS": str(trust),
+            "OPIOID_CDS_DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite3",
+            **env,
+        }
+    )
+    return create_app(settings).test_client()
+
+
 def test_valid_es384_token_is_accepted(secure_client, es384_key):
     assert _call(secure_client, es384_key.sign(claims_for(PATH))).status_code == 200
 
@@ -146,13 +159,7 @@ def test_discovery_and_health_need_no_token(secure_client):
 
 
 def test_tenant_allow_list(tmp_path, es384_key):
-    trust = write_trust(tmp_path, [es384_key], tenants=["practice-a"])
-    env = {
-        "OPIOID_CDS_PUBLIC_BASE_URL": BASE_URL,
-        "OPIOID_CDS_TRUSTED_ISSUERS": str(trust),
-        "OPIOID_CDS_DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite3",
-    }
-    client = create_app(load_settings(env)).test_client()
+    client = _secure_client(tmp_path, write_trust(tmp_path, [es384_key], tenants=["practice-a"]))
     assert _call(client, es384_key.sign(claims_for(PATH, tenant="practice-a"))).status_code == 200
     _assert_bare_401(_call(client, es384_key.sign(claims_for(PATH, tenant="practice-b"))))
     _assert_bare_401(_call(client, es384_key.sign(claims_for(PATH))))
@@ -165,15 +172,7 @@ def test_unknown_kid_refetches_the_jwks_url_once(tmp_path, es384_key):
         keys_server.routes["/fhir/jwks"] = lambda _req: (200, served, 0.0)
         trust = tmp_path / "trust.yaml"
         trust.write_text(f"issuers:\n  - iss: {ISSUER}\n    jwks_url: {keys_server.base_url}/jwks\n")
-        settings = load_settings(
-            {
-                "OPIOID_CDS_PUBLIC_BASE_URL": BASE_URL,
-                "OPIOID_CDS_TRUSTED_ISSUERS": str(trust),
-                "OPIOID_CDS_DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite3",
-                "OPIOID_CDS_JWKS_MIN_REFETCH_SECONDS": "0",
-            }
-        )
-        client = create_app(settings).test_client()
+        client = _secure_client(tmp_path, trust, OPIOID_CDS_JWKS_MIN_REFETCH_SECONDS="0")
         assert _call(client, es384_key.sign(claims_for(PATH))).status_code == 200
         fetches = len(keys_server.requests)
         served["keys"].append(rotated.public_jwk())  # the EHR rotates its key
@@ -188,14 +187,7 @@ def test_unknown_kid_refetch_is_rate_limited(tmp_path, es384_key):
         keys_server.routes["/fhir/jwks"] = lambda _req: (200, {"keys": [es384_key.public_jwk()]}, 0.0)
         trust = tmp_path / "trust.yaml"
         trust.write_text(f"issuers:\n  - iss: {ISSUER}\n    jwks_url: {keys_server.base_url}/jwks\n")
-        settings = load_settings(
-            {
-                "OPIOID_CDS_PUBLIC_BASE_URL": BASE_URL,
-                "OPIOID_CDS_TRUSTED_ISSUERS": str(trust),
-                "OPIOID_CDS_DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite3",
-            }
-        )
-        client = create_app(settings).test_client()
+        client = _secure_client(tmp_path, trust)
         assert _call(client, es384_key.sign(claims_for(PATH))).status_code == 200
         for _ in range(5):
             stranger = SigningKey.generate("ES384", kid=f"x-{uuid.uuid4().hex[:6]}")
@@ -209,14 +201,7 @@ def test_jku_on_the_allow_list_is_fetched_and_others_are_not(tmp_path, es384_key
         keys_server.routes["/fhir/evil"] = lambda _req: (200, {"keys": [es384_key.public_jwk()]}, 0.0)
         trust = tmp_path / "trust.yaml"
         trust.write_text(f"issuers:\n  - iss: {ISSUER}\n    jku: [{keys_server.base_url}/jwks]\n")
-        settings = load_settings(
-            {
-                "OPIOID_CDS_PUBLIC_BASE_URL": BASE_URL,
-                "OPIOID_CDS_TRUSTED_ISSUERS": str(trust),
-                "OPIOID_CDS_DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite3",
-            }
-        )
-        client = create_app(settings).test_client()
+        client = _secure_client(tmp_path, trust)
         good = es384_key.sign(claims_for(PATH), headers={"jku": f"{keys_server.base_url}/jwks"})
         assert _call(client, good).status_code == 200
         evil = es384_key.sign(claims_for(PATH), headers={"jku": f"{keys_server.base_url}/evil"})
