@@ -83,6 +83,16 @@ def check_bundle(value: Any, path: str, issues: list[Issue]) -> None:
             _check_resource(entry["resource"], f"{entry_path}.resource", issues)
 
 
+def fetched_resource_problems(resource: dict[str, Any], path: str, patient_id: str) -> list[Issue]:
+    """Problems with a resource read from the FHIR server: the same checks as prefetch the client sends."""
+    issues: list[Issue] = []
+    if _check_resource(resource, path, issues) and resource["resourceType"] == "Bundle":
+        check_bundle(resource, path, issues)
+    if not issues:
+        check_same_patient(located_resources(path, resource), patient_id, issues)
+    return issues
+
+
 def located_resources(path: str, value: Any) -> list[tuple[str, Any]]:
     """(JSON path, resource) for each resource in a checked Bundle, array of resources or single resource."""
     if value is None:
@@ -149,7 +159,7 @@ def _check_selections(context: dict[str, Any], issues: list[Issue]) -> None:
             )
 
 
-def _check_same_patient(resources: list[tuple[str, Any]], patient_id: str, issues: list[Issue]) -> None:
+def check_same_patient(resources: list[tuple[str, Any]], patient_id: str, issues: list[Issue]) -> None:
     """Refuse data about another patient: a wrong-patient medication list would give wrong-patient advice."""
     for path, resource in resources:
         if not isinstance(resource, dict):
@@ -241,7 +251,7 @@ def parse_hook_request(service: ServiceDefinition, body: Any) -> HookRequest:
             located += located_resources(f"context.{spec.name}", context.get(spec.name))
     for key in service.prefetch:
         located += located_resources(f"prefetch.{key}", prefetch.get(key))
-    _check_same_patient(located, context["patientId"], issues)
+    check_same_patient(located, context["patientId"], issues)
     if issues:
         raise BadRequest(issues=issues)
 

@@ -24,7 +24,7 @@ import requests
 
 from .config import Settings
 from .errors import Issue, PreconditionFailed
-from .hooks import HookRequest
+from .hooks import HookRequest, fetched_resource_problems
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class FhirReader:
     access_token: str | None
     settings: Settings
     deadline: float
+    patient_id: str
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/fhir+json, application/json"}
@@ -132,6 +133,15 @@ class FhirReader:
         merged.pop("link", None)
         return merged
 
+    def read(self, key: str, url: str | None, sent: dict[str, Any] | None) -> dict[str, Any]:
+        """Read one prefetch key (from ``url``, or the rest of the ``sent`` Bundle) and check what came back."""
+        resource = self.complete(sent if sent is not None else self.get(url or ""))
+        problems = fetched_resource_problems(resource, f"prefetch.{key}", self.patient_id)
+        if problems:
+            first = problems[0]
+            raise Unobtainable(f"the FHIR server's answer is unusable ({first.expression}: {first.diagnostics})")
+        return resource
+
 
 def _next_link(bundle: dict[str, Any]) -> str | None:
     for link in bundle.get("link") or []:
@@ -149,7 +159,8 @@ def resolve_prefetch(request: HookRequest, settings: Settings) -> dict[str, dict
     reader = None
     if request.fhir_server:
         token = request.fhir_authorization.access_token if request.fhir_authorization else None
-        reader = FhirReader(request.fhir_server, token, settings, time.monotonic() + settings.fhir_timeout_seconds)
+        deadline = time.monotonic() + settings.fhir_timeout_seconds
+        reader = FhirReader(request.fhir_server, token, settings, deadline, request.patient_id)
 
     resolved: dict[str, dict[str, Any] | None] = {}
     jobs: dict[str, Future[dict[str, Any]]] = {}
@@ -164,15 +175,12 @@ def resolve_prefetch(request: HookRequest, settings: Settings) -> dict[str, dict
             why = "its next pages need fhirServer" if sent else "it was not prefetched and there is no fhirServer"
             problems.append(Issue(f"Cannot obtain prefetch '{key}': {why}.", f"prefetch.{key}", "processing"))
             continue
-        if sent:
-            jobs[key] = _EXECUTOR.submit(reader.complete, value)
-        else:
-            try:
-                url = f"{reader.base_url}/{render_template(template, request.context)}"
-            except Unobtainable as exc:
-                problems.append(Issue(f"Cannot obtain prefetch '{key}': {exc}.", f"prefetch.{key}", "processing"))
-                continue
-            jobs[key] = _EXECUTOR.submit(lambda u=url: reader.complete(reader.get(u)))
+        try:
+            url = None if sent else f"{reader.base_url}/{render_template(template, request.context)}"
+        except Unobtainable as exc:
+            problems.append(Issue(f"Cannot obtain prefetch '{key}': {exc}.", f"prefetch.{key}", "processing"))
+            continue
+        jobs[key] = _EXECUTOR.submit(reader.read, key, url, value)
 
     if jobs:
         assert reader is not None

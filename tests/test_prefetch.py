@@ -206,3 +206,22 @@ def test_render_template_user_tokens():
 def test_render_template_missing_context_value_is_unobtainable():
     with pytest.raises(Unobtainable, match=r"context\.encounterId"):
         render_template("Encounter/{{context.encounterId}}", {"patientId": "p"})
+
+
+def test_fetched_medications_of_another_patient_are_refused(client):
+    with fhir_server() as fhir:
+        other = _med("m9")
+        other["subject"] = {"reference": "Patient/someone-else"}
+        fhir.routes["/fhir/MedicationRequest"] = lambda _r: (200, _bundle(_med("m1"), other), 0.0)
+        response = client.post("/cds-services/opioid-patient-view", json=_request(fhir.base_url, drop=["medications"]))
+        assert response.status_code == 412
+        issue = response.get_json()["issue"][0]
+        assert issue["expression"] == ["prefetch.medications"]
+        assert "prefetch.medications.entry[1].resource.subject.reference" in issue["diagnostics"]
+
+
+def test_fetched_bundle_with_a_broken_entry_is_412(client):
+    with fhir_server() as fhir:
+        fhir.routes["/fhir/Condition"] = lambda _r: (200, {"resourceType": "Bundle", "entry": [{"search": {}}]}, 0.0)
+        response = client.post("/cds-services/opioid-patient-view", json=_request(fhir.base_url, drop=["conditions"]))
+        assert response.status_code == 412
