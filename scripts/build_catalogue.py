@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cds_service.knowledge.names import ParsedName, parse_name  # noqa: E402
+from cds_service.knowledge.classify import product_from_parsed, resolve_components  # noqa: E402
+from cds_service.knowledge.names import parse_name  # noqa: E402
 
 DATA = ROOT / "cds_service" / "knowledge" / "data"
 DMD = "https://dmd.nhs.uk"
@@ -101,123 +102,83 @@ def list_key(filename: str) -> str | None:
 
 
 class Vocabulary:
+    """The build-time vocabulary: the same shape the run-time Knowledge offers to classify.py."""
+
     def __init__(self) -> None:
-        self.strength = {r["ingredient"]: r["strength"] for r in read_csv(DATA / "opioid_strength.csv")}
+        self.opioid_strength = {r["ingredient"]: r["strength"] for r in read_csv(DATA / "opioid_strength.csv")}
         self.synonyms = {r["name"]: r["ingredient"] for r in read_csv(DATA / "ingredient_names.csv")}
         self.co_drugs: dict[str, list[str]] = defaultdict(list)
         for row in sorted(read_csv(DATA / "co_drugs.csv"), key=lambda r: int(r["position"])):
             self.co_drugs[row["name"]].append(row["ingredient"])
+        self.brands: dict[str, str] = {}  # at build time brands resolve through their BNF chemical substance
+        self.class_by_ingredient = {i: frozenset({"gabapentinoid"}) for i in GABAPENTINOIDS} | {
+            i: frozenset({"z-drug"}) for i in Z_DRUGS
+        }
 
-    def canonical(self, words: str) -> str:
+    def canonical_ingredient(self, words: str) -> str:
         words = self.synonyms.get(words, words)
         return self.synonyms.get(words, words)
 
     def is_opioid(self, ingredient: str) -> bool:
-        return ingredient in self.strength
+        return ingredient in self.opioid_strength
 
 
-def components(parsed: ParsedName, vocab: Vocabulary, brand_ingredient: str | None):
-    """(ingredient, ParsedStrength) pairs; co-drugs expanded; a brand word resolved through the BNF chemical."""
-    pairs = []
-    for component in parsed.components:
-        words = component.base_words
-        if words in vocab.co_drugs:
-            strength = component.strengths[0]
-            names = vocab.co_drugs[words]
-            if strength.per_unit in ("mg", "microgram") and len(names) == 2:
-                from cds_service.knowledge.names import ParsedStrength
-
-                pairs.append((names[0], ParsedStrength(strength.value, strength.unit)))
-                pairs.append((names[1], ParsedStrength(strength.per_value, strength.per_unit or "mg")))
-            else:
-                pairs.append((names[0], strength))
-            continue
-        ingredient = vocab.canonical(words)
-        if not vocab.is_opioid(ingredient) and brand_ingredient and len(parsed.components) == 1:
-            ingredient = brand_ingredient
-        for strength in component.strengths:
-            pairs.append((ingredient, strength))
-    return pairs
-
-
-def wear_hours(ingredient: str, rate: Decimal) -> str:
-    if ingredient == "fentanyl":
-        return "72"
-    if ingredient == "buprenorphine":
-        return "168" if rate <= 20 else "96"  # 5-20 micrograms/hour 7 days; 35-70 micrograms/hour 96 hours
-    return ""
-
-
-def substitution(ingredient: str, parsed: ParsedName, strength_mg: Decimal | None, others: list[str]) -> bool:
-    """BNF 4.10 opioid substitution: methadone oral solution, high-strength sublingual buprenorphine, bup/naloxone."""
-    form = parsed.form.lower()
-    if ingredient == "methadone" and parsed.route == "oral" and re.search(r"oral solution|mixture|concentrate", form):
-        return True
-    if ingredient == "buprenorphine" and "naloxone" in others:
-        return True
-    return (
-        ingredient == "buprenorphine"
-        and parsed.route in ("sublingual", "oral")
-        and strength_mg is not None
-        and strength_mg >= 2
-    )
+def _text(value: Decimal | None) -> str:
+    return "" if value is None else f"{value.normalize():f}"
 
 
 def product_row(system, code, name, kind, bnf, sources, list_classes, vocab, brand_ingredient=None):
-    row = {c: "" for c in COLUMNS}
-    row.update(system=system, code=code, name=name, type=kind, bnf_code=bnf, source="; ".join(sorted(sources)))
+    source = "; ".join(sorted(sources))
     parsed = parse_name(name) if name else None
-    classes = set(list_classes)
     if parsed is None:
-        row.update(status="unparsed: no strength in the name", classes=" ".join(sorted(classes)))
-        if brand_ingredient:
-            row["ingredient"] = brand_ingredient
+        row = {c: "" for c in COLUMNS}
+        classes = set(list_classes)
+        if brand_ingredient and vocab.is_opioid(brand_ingredient):
+            classes |= {"opioid", f"{vocab.opioid_strength[brand_ingredient]}-opioid"}
+        row.update(
+            system=system,
+            code=code,
+            name=name,
+            type=kind,
+            bnf_code=bnf,
+            source=source,
+            ingredient=brand_ingredient or "",
+            classes=" ".join(sorted(classes)),
+            status="unparsed: no strength in the name",
+        )
         return row
-    pairs = components(parsed, vocab, brand_ingredient)
-    opioid_pairs = [(i, s) for i, s in pairs if vocab.is_opioid(i)]
-    ingredient, strength = (opioid_pairs or pairs)[0]
-    others = sorted({i for i, _ in pairs if i != ingredient})
-    strength_mg = strength.mg
-    row.update(
-        ingredient=ingredient,
-        other_ingredients=" ".join(others),
-        form=parsed.form,
-        route=parsed.route or "",
-        presentation=parsed.presentation or "",
-        release=parsed.release,
+    product = product_from_parsed(
+        parsed,
+        vocab,
+        system=system,
+        code=code,
+        name=name,
+        type=kind,
+        source=source,
+        brand_ingredient=brand_ingredient,
+        list_classes=list_classes,
     )
-    if strength.per_unit == "hour" and strength_mg is not None:
-        rate = (strength_mg * 1000).normalize()
-        row.update(
-            patch_mcg_per_hour=f"{rate:f}",
-            wear_hours=wear_hours(ingredient, rate),
-            per_unit="hour",
-            strength_mg=f"{strength_mg.normalize():f}",
-            per_value="1",
-        )
-    elif strength_mg is not None:
-        row.update(
-            strength_mg=f"{strength_mg.normalize():f}",
-            per_value=f"{strength.per_value.normalize():f}",
-            per_unit=strength.per_unit or "unit",
-        )
-    if vocab.is_opioid(ingredient):
-        classes.add("opioid")
-        classes.add(f"{vocab.strength[ingredient]}-opioid")
-        if ingredient == "fentanyl" and parsed.route in ("buccal", "sublingual", "nasal", "oromucosal"):
-            classes.add("immediate-release-fentanyl")
-        if substitution(ingredient, parsed, strength_mg, others):
-            classes.add("opioid-substitution")
-    elif "opioid" in classes and not opioid_pairs:
-        classes.discard("opioid")  # e.g. a naloxone-only product caught by a broad list
-        row["status"] = "listed as opioid but no opioid ingredient recognised"
-    if ingredient in GABAPENTINOIDS:
-        classes.add("gabapentinoid")
-    if ingredient in Z_DRUGS:
-        classes.add("z-drug")
-    row["classes"] = " ".join(sorted(classes))
-    row["status"] = row["status"] or ("ok" if strength_mg is not None else "unparsed: strength unit unknown")
-    return row
+    return {
+        "system": product.system,
+        "code": product.code,
+        "name": product.name,
+        "type": product.type,
+        "bnf_code": bnf,
+        "ingredient": product.ingredient,
+        "strength_mg": _text(product.strength_mg),
+        "per_value": _text(product.per_value),
+        "per_unit": product.per_unit,
+        "patch_mcg_per_hour": _text(product.patch_mcg_per_hour),
+        "wear_hours": str(product.wear_hours or ""),
+        "other_ingredients": " ".join(product.other_ingredients),
+        "form": product.form,
+        "route": product.route,
+        "presentation": product.presentation,
+        "release": product.release,
+        "classes": " ".join(sorted(product.classes)),
+        "status": product.status,
+        "source": product.source,
+    }
 
 
 def dmd_rows(shared: Path, vocab: Vocabulary) -> list[dict[str, str]]:
@@ -248,7 +209,7 @@ def dmd_rows(shared: Path, vocab: Vocabulary) -> list[dict[str, str]]:
     for item in items.values():
         parsed = parse_name(item["name"]) if item["name"] else None
         if parsed and item["bnf"]:
-            for ingredient, _ in components(parsed, vocab, None):
+            for ingredient, _ in resolve_components(parsed, vocab):
                 if vocab.is_opioid(ingredient) or ingredient in GABAPENTINOIDS | Z_DRUGS:
                     chemical[item["bnf"][:9]][ingredient] += 1
     # A brand name without a strength ("Diconal tablets") reads as its generic VMP: a branded BNF code's last two
@@ -308,7 +269,7 @@ def rxnorm_rows(shared: Path, vocab: Vocabulary) -> list[dict[str, str]]:
         ).read_text(encoding="utf-8")
     )
     for concept in factors["concept"]:
-        ingredient = vocab.canonical(concept["display"].lower())
+        ingredient = vocab.canonical_ingredient(concept["display"].lower())
         row = {c: "" for c in COLUMNS}
         row.update(
             system=RXNORM,
@@ -316,7 +277,7 @@ def rxnorm_rows(shared: Path, vocab: Vocabulary) -> list[dict[str, str]]:
             name=concept["display"],
             type="RxNorm IN",
             ingredient=ingredient,
-            classes=f"opioid {vocab.strength.get(ingredient, 'strong')}-opioid",
+            classes=f"opioid {vocab.opioid_strength[ingredient]}-opioid",
             status="ingredient only: dose must be given in mg",
             source="CDC MME Clinical Conversion Factors code system (cqframework opioid-mme-r4)",
         )
