@@ -116,8 +116,10 @@ class Profile:
 
 
 def _in_tier(row: FactorRow, daily_mg: Decimal) -> bool:
+    """Tiers run above their lower bound up to and including their upper; zero falls in the first tier."""
     low = row.dose_min_mg if row.dose_min_mg is not None else Decimal(0)
-    return daily_mg > low and (row.dose_max_mg is None or daily_mg <= row.dose_max_mg) or (daily_mg == 0 and low == 0)
+    above_low = daily_mg > low or (daily_mg == 0 and low == 0)
+    return above_low and (row.dose_max_mg is None or daily_mg <= row.dose_max_mg)
 
 
 @dataclass
