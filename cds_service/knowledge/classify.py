@@ -17,6 +17,12 @@ from .names import ParsedName, ParsedStrength
 IR_FENTANYL_ROUTES = frozenset({"buccal", "sublingual", "nasal", "oromucosal"})
 
 
+def plain(value: Decimal) -> Decimal:
+    """``value`` without trailing zeros and never in exponent form (30, not 3E+1)."""
+    normal = value.normalize()
+    return normal.quantize(Decimal(1)) if normal == normal.to_integral_value() else normal
+
+
 class Vocabulary(Protocol):
     opioid_strength: Mapping[str, str]
     co_drugs: Mapping[str, list[str]]
@@ -113,7 +119,7 @@ def product_from_parsed(
     patch_rate = wear = None
     per_value, per_unit = strength.per_value, strength.per_unit or "unit"
     if strength.per_unit == "hour" and strength_mg is not None:
-        patch_rate = (strength_mg * 1000).normalize()
+        patch_rate = plain(strength_mg * 1000)
         wear = wear_hours(ingredient, patch_rate)
     elif strength.per_unit not in (None, "ml", "dose", "hour"):
         per_value, per_unit = Decimal(1), "unit"
@@ -125,8 +131,8 @@ def product_from_parsed(
         name=name if name is not None else parsed.text,
         type=type,
         ingredient=ingredient,
-        strength_mg=strength_mg.normalize() if strength_mg is not None else None,
-        per_value=per_value.normalize(),
+        strength_mg=plain(strength_mg) if strength_mg is not None else None,
+        per_value=plain(per_value),
         per_unit=per_unit,
         patch_mcg_per_hour=patch_rate,
         wear_hours=wear,
