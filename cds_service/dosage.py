@@ -371,7 +371,7 @@ def text_line(text: str) -> DoseLine:
     dose_low = Decimal(dose_match.group(1))
     dose_high = Decimal(dose_match.group(2)) if dose_match.group(2) else dose_low
     unit = normalise_unit(_singular(dose_match.group(3) or ""))
-    dose_low, unit_low = _mass_to_mg(dose_low, unit)
+    dose_low, _ = _mass_to_mg(dose_low, unit)
     dose_high, unit = _mass_to_mg(dose_high, unit)
     if up_to:
         per_day = (Decimal(up_to.group(1)), Decimal(up_to.group(1)))
@@ -383,9 +383,7 @@ def text_line(text: str) -> DoseLine:
         cap_value = Decimal(cap_match.group(1))
         cap_unit = normalise_unit(_singular(cap_match.group(2) or "")) if cap_match.group(2) else unit
         cap_value, cap_unit = _mass_to_mg(cap_value, cap_unit)
-        if cap_unit == unit:
-            cap = cap_value
-        elif cap_match.group(2) is None:
+        if cap_unit == unit:  # a maximum in another unit than the dose is not applied
             cap = cap_value
     if per_day is None:
         if cap is not None:
