@@ -16,6 +16,7 @@ from .config import Settings, load_settings
 from .errors import (
     BadRequest,
     CdsError,
+    ConfigError,
     InternalError,
     MethodNotAllowed,
     NotFound,
@@ -26,6 +27,8 @@ from .feedback import parse_feedback
 from .fhir_input import warm_up
 from .hooks import parse_hook_request
 from .jsonbody import parse_json_body
+from .knowledge.loader import load_knowledge
+from .knowledge.model import Knowledge
 from .pipeline import evaluate
 from .prefetch import resolve_prefetch
 from .privacy import pseudonymise
@@ -44,6 +47,7 @@ class ServiceState:
     settings: Settings
     store: Store
     verifier: JwtVerifier | None
+    knowledge: Knowledge
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -113,7 +117,14 @@ def create_app(
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
-    app.extensions["opioid_cds"] = ServiceState(settings, store, verifier if settings.auth_required else None)
+    knowledge = load_knowledge()
+    if settings.profile not in knowledge.profiles:
+        raise ConfigError(
+            f"OPIOID_CDS_PROFILE={settings.profile!r}: use one of {', '.join(sorted(knowledge.profiles))}"
+        )
+    app.extensions["opioid_cds"] = ServiceState(
+        settings, store, verifier if settings.auth_required else None, knowledge
+    )
 
     @app.before_request
     def _start() -> Response | None:
@@ -173,19 +184,21 @@ def create_app(
         request_model = parse_hook_request(service, _read_json())
         g.patient = pseudonymise(settings.pseudonym_key, request_model.patient_id)
         prefetch = resolve_prefetch(request_model, settings)
-        body, record = evaluate(request_model, prefetch)
+        result = evaluate(request_model, prefetch, _state().knowledge, settings.profile)
         log.info(
-            "hook=%s service=%s instance=%s patient=%s orders=%d cards=%d data_quality=%d ms=%.1f",
+            "hook=%s service=%s instance=%s patient=%s orders=%d ome=%s%s cards=%d data_quality=%d ms=%.1f",
             request_model.hook,
             service.id,
             request_model.hook_instance[:64],
             g.patient,
-            len(record.orders),
-            len(body["cards"]),
-            len(record.data_quality),
+            len(result.record.orders),
+            f"{result.ome.total_max:.0f}",
+            "" if result.ome.complete else "+",
+            len(result.body["cards"]),
+            len(result.record.data_quality),
             (time.perf_counter() - g.started) * 1000,
         )
-        return _json(body)
+        return _json(result.body)
 
     @app.post("/cds-services/<service_id>/feedback")
     def feedback(service_id: str) -> Response:

@@ -39,6 +39,7 @@ class Settings:
     fhir_timeout_seconds: float = 2.0  # total, for all prefetch fetching of one request
     fhir_max_pages: int = 10
     fhir_max_response_bytes: int = 10 * 1024 * 1024
+    profile: str = "uk"  # OME factor profile: uk | cdc-2022 | cdc-2016
     pseudonym_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     @property
@@ -118,6 +119,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "fhir_timeout_seconds": _float(env, "OPIOID_CDS_FHIR_TIMEOUT", 2.0),
         "fhir_max_pages": _int(env, "OPIOID_CDS_FHIR_MAX_PAGES", 10),
         "fhir_max_response_bytes": _int(env, "OPIOID_CDS_FHIR_MAX_RESPONSE_BYTES", 10 * 1024 * 1024),
+        "profile": (env.get("OPIOID_CDS_PROFILE") or "uk").strip(),
     }
     if key:
         values["pseudonym_key"] = key.encode()

@@ -92,14 +92,50 @@ def validation_problems(resource: dict[str, Any]) -> list[str]:
 
 
 def build_record(request: HookRequest, prefetch: dict[str, dict[str, Any] | None]) -> PatientRecord:
-    """Collect the patient's data from draft orders and resolved prefetch."""
+    """Collect the patient's data from draft orders and resolved prefetch (nothing validated yet)."""
     located: list[tuple[str, str, dict[str, Any]]] = []
     for name in ("draftOrders", "medications"):
         located += [("draft", p, r) for p, r in located_resources(f"context.{name}", request.context.get(name))]
     for key, value in prefetch.items():
         located += [("existing", p, r) for p, r in located_resources(f"prefetch.{key}", value)]
+    return record_from_resources(request.patient_id, located)
 
-    record = PatientRecord(request.patient_id, None, [], {}, [], [], [])
+
+def record_from_document(document: dict[str, Any]) -> PatientRecord:
+    """A record from a CDS Hooks request, a FHIR Bundle or one resource, as read from a file (CLI, batch)."""
+    located: list[tuple[str, str, dict[str, Any]]] = []
+    patient_id = ""
+    if isinstance(document.get("context"), dict):
+        context = document["context"]
+        patient_id = str(context.get("patientId") or "")
+        for name in ("draftOrders", "medications"):
+            located += [("draft", p, r) for p, r in _loose(f"context.{name}", context.get(name))]
+        for key, value in (document.get("prefetch") or {}).items():
+            located += [("existing", p, r) for p, r in _loose(f"prefetch.{key}", value)]
+    else:
+        located += [("existing", p, r) for p, r in _loose("$", document)]
+    return record_from_resources(patient_id, located)
+
+
+def _loose(path: str, value: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Like located_resources, for unchecked input: anything that is not a resource is skipped."""
+    if isinstance(value, list):
+        return [(f"{path}[{i}]", r) for i, r in enumerate(value) if isinstance(r, dict)]
+    if not isinstance(value, dict):
+        return []
+    if value.get("resourceType") == "Bundle":
+        entries = value.get("entry") if isinstance(value.get("entry"), list) else []
+        return [
+            (f"{path}.entry[{i}].resource", e["resource"])
+            for i, e in enumerate(entries)
+            if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+        ]
+    return [(path, value)]
+
+
+def record_from_resources(patient_id: str, located: list[tuple[str, str, dict[str, Any]]]) -> PatientRecord:
+    """Sort located resources (origin, path, resource) into a PatientRecord."""
+    record = PatientRecord(patient_id, None, [], {}, [], [], [])
     seen_orders: set[str] = set()
     for origin, path, resource in located:
         kind = resource.get("resourceType")
@@ -108,11 +144,7 @@ def build_record(request: HookRequest, prefetch: dict[str, dict[str, Any] | None
             if origin == "existing" and key in seen_orders:
                 continue  # the draft being signed may also be in the prefetched list: count it once
             seen_orders.add(key)
-            order = OrderRecord(normalise_dosage(resource), origin, path)
-            if not order.is_history:
-                order.problems = validation_problems(order.resource)
-                record.data_quality += [f"{path}: {p}" for p in order.problems]
-            record.orders.append(order)
+            record.orders.append(OrderRecord(normalise_dosage(resource), origin, path))
         elif kind == "Medication" and resource.get("id"):
             record.medications[f"Medication/{resource['id']}"] = resource
         elif kind == "Patient":
@@ -124,3 +156,11 @@ def build_record(request: HookRequest, prefetch: dict[str, dict[str, Any] | None
         elif kind == "Observation":
             record.observations.append(resource)
     return record
+
+
+def validate_orders(record: PatientRecord, relevant: set[int]) -> None:
+    """Validate (R4B) the current orders at ``relevant`` indexes; problems become data-quality notes."""
+    for index, order in enumerate(record.orders):
+        if index in relevant and not order.is_history:
+            order.problems = validation_problems(order.resource)
+            record.data_quality += [f"{order.path}: {p}" for p in order.problems]

@@ -4,6 +4,8 @@ import copy
 
 from cds_service.fhir_input import build_record, normalise_dosage
 from cds_service.hooks import parse_hook_request
+from cds_service.knowledge.loader import load_knowledge
+from cds_service.pipeline import assess
 from cds_service.services import SERVICES_BY_ID
 from tests.helpers import load_request
 
@@ -47,10 +49,16 @@ def test_a_draft_also_in_the_prefetched_list_is_counted_once():
     assert [o.resource["id"] for o in _record("", body=body).orders] == ["draft-morphine", "rx-fentanyl"]
 
 
+def _assessed(body):
+    record = _record("", body=body)
+    assess(record, load_knowledge(), "uk")
+    return record
+
+
 def test_invalid_medication_request_is_kept_with_a_data_quality_note():
     body = load_request("order-sign.json")
     del body["context"]["draftOrders"]["entry"][0]["resource"]["intent"]
-    record = _record("", body=body)
+    record = _assessed(body)
     assert [o.resource["id"] for o in record.orders] == ["draft-morphine", "rx-fentanyl"]
     assert record.orders[0].problems
     assert any(n.startswith("context.draftOrders.entry[0].resource: intent") for n in record.data_quality)
@@ -61,8 +69,17 @@ def test_history_orders_are_kept_but_not_validated():
     old = body["prefetch"]["medications"]["entry"][0]["resource"]
     old["status"] = "completed"
     del old["intent"]
-    record = _record("", body=body)
+    record = _assessed(body)
     assert record.orders[1].is_history and record.orders[1].problems == []
+
+
+def test_orders_that_do_not_matter_are_not_validated():
+    body = load_request("order-sign.json")
+    other = body["prefetch"]["medications"]["entry"][0]["resource"]
+    other["medicationCodeableConcept"] = {"text": "Amoxicillin 500mg capsules"}
+    del other["intent"]
+    record = _assessed(body)
+    assert record.orders[1].problems == [] and record.data_quality == []
 
 
 def test_medication_prescribe_array_of_medications_is_read():
