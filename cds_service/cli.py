@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import json
 import logging
 import os
 import secrets
@@ -60,6 +61,66 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def ome(args: argparse.Namespace) -> int:
+    """Print the OME of a CDS Hooks request, a FHIR Bundle or one MedicationRequest (file or stdin)."""
+    from .fhir_input import record_from_document
+    from .knowledge.loader import load_knowledge
+    from .ome import compute_ome
+
+    try:
+        text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()  # noqa: SIM115
+        document = json.loads(text)
+    except (OSError, ValueError) as exc:
+        print(f"opioid-cds ome: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(document, dict):
+        print("opioid-cds ome: expected a JSON object (request, Bundle or MedicationRequest)", file=sys.stderr)
+        return 2
+    knowledge = load_knowledge()
+    if args.profile not in knowledge.profiles:
+        print(f"opioid-cds ome: unknown profile {args.profile!r}", file=sys.stderr)
+        return 2
+    record = record_from_document(document)
+    result = compute_ome([(o.resource, o.origin) for o in record.orders], record.medications, knowledge, args.profile)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(format_ome_table(result.to_json()))
+    return 0
+
+
+def format_ome_table(data: dict[str, Any]) -> str:
+    """The human view of ``OmeResult.to_json()``."""
+    rows = [("order", "product", "per day", "OME mg/day", "factor", "note")]
+    for order in data["orders"]:
+        if order["units_per_day_max"] is None:
+            per_day = ""
+        elif order["units_per_day_min"] == order["units_per_day_max"]:
+            per_day = f"{order['units_per_day_max']:g} {order['unit']}"
+        else:
+            per_day = f"{order['units_per_day_min']:g}-{order['units_per_day_max']:g} {order['unit']}"
+        if order["ome_mg_per_day_max"] is None:
+            figure = ""
+        elif order["ome_mg_per_day_min"] == order["ome_mg_per_day_max"]:
+            figure = f"{order['ome_mg_per_day_max']:g}"
+        else:
+            figure = f"{order['ome_mg_per_day_min']:g}-{order['ome_mg_per_day_max']:g}"
+        factor = f"{order['factor']:g} ({order['factor_source']})" if order["factor"] is not None else ""
+        note = "; ".join(([] if order["counted"] else [f"not counted: {order['reason']}"]) + order["flags"])
+        rows.append((order["id"], order["display"][:48], per_day, figure, factor, note))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5] for r in rows]
+    total = f"{data['total_ome_mg_per_day']:g}"
+    if data["total_ome_mg_per_day_min"] != data["total_ome_mg_per_day"]:
+        total = f"{data['total_ome_mg_per_day_min']:g}-{total} (regular to with every as-needed dose)"
+    lines.append("")
+    lines.append(
+        f"Total oral morphine equivalent ({data['profile']}): {total} mg/day"
+        + ("" if data["complete"] else "  INCOMPLETE: some orders could not be counted")
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="opioid-cds", description="Opioid safety CDS Hooks service.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +133,15 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd.add_argument("--threads", type=int, default=4)
     serve_cmd.add_argument("--access-log", action="store_true", help="log every request line to stderr")
     serve_cmd.set_defaults(handler=serve)
+    ome_cmd = commands.add_parser("ome", help="total daily oral morphine equivalent of a request, Bundle or order")
+    ome_cmd.add_argument("file", help="a JSON file, or - for standard input")
+    ome_cmd.add_argument(
+        "--profile",
+        default=os.environ.get("OPIOID_CDS_PROFILE", "uk"),
+        help="OME factor profile: uk (default), cdc-2022, cdc-2016",
+    )
+    ome_cmd.add_argument("--json", action="store_true", help="print the JSON result")
+    ome_cmd.set_defaults(handler=ome)
     args = parser.parse_args(argv)
     _configure_logging()
     try:

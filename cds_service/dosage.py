@@ -364,6 +364,8 @@ def text_line(text: str) -> DoseLine:
         r"\bevery\s+\d+(?:\.\d+)?\s*(?:-|to)?\s*\d*(?:\.\d+)?\s*(?:hours?|hrs?|h|days?|weeks?)\b", " ", body
     )
     body_for_dose = re.sub(r"\b\d+\s*(?:-|to)?\s*\d*\s*times\b", " ", body_for_dose)
+    # Durations are not doses: "for 10 days", "x 5 days", "for 2 weeks".
+    body_for_dose = re.sub(r"\b(?:for|x)\s*\d+(?:\.\d+)?\s*(?:days?|weeks?|months?)\b", " ", body_for_dose)
     body_for_dose = re.sub(r"\b(?:in|per|within)\s*24\s*(?:hours?|hrs?)\b", " ", body_for_dose)
     dose_match = _DOSE.search(body_for_dose)
     if dose_match is None:
