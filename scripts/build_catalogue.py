@@ -183,11 +183,16 @@ def product_row(system, code, name, kind, bnf, sources, list_classes, vocab, bra
 
 def dmd_rows(shared: Path, vocab: Vocabulary) -> list[dict[str, str]]:
     items: dict[str, dict] = {}
-    for path in sorted((shared / "reference/uk/dmd").glob("*.csv")):
+    paths = sorted((shared / "reference/uk/dmd").glob("*.csv"), key=lambda p: list_key(p.name) is None)
+    for path in paths:
         key = list_key(path.name)
-        if key is None:
-            continue
         for r in read_csv(path):
+            if key is None:  # another list (e.g. addictive medicines): only fills in VMP/AMP type and BNF code
+                known = items.get((r.get("dmd_id") or r.get("code") or "").strip())
+                if known is not None:
+                    known["type"] = known["type"] or (r.get("dmd_type") or "").strip()
+                    known["bnf"] = known["bnf"] or (r.get("bnf_code") or "").strip()
+                continue
             code = (r.get("dmd_id") or r.get("code") or "").strip()
             if not code:
                 continue
@@ -285,19 +290,21 @@ def rxnorm_rows(shared: Path, vocab: Vocabulary) -> list[dict[str, str]]:
     return rows
 
 
-def build(shared: Path) -> None:
+def build(shared: Path, out: Path = DATA / "catalogue.csv") -> None:
     vocab = Vocabulary()
     rows = dmd_rows(shared, vocab) + rxnorm_rows(shared, vocab)
     rows.sort(key=lambda r: (r["system"], r["name"].lower(), r["code"]))
-    with (DATA / "catalogue.csv").open("w", newline="", encoding="utf-8") as handle:
+    with out.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     status = Counter(r["status"].split(":")[0] for r in rows)
-    print(f"catalogue.csv: {len(rows)} products; {dict(status)}")
+    print(f"{out.name}: {len(rows)} products; {dict(status)}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
-    build(parser.parse_args().shared)
+    parser.add_argument("--out", type=Path, default=DATA / "catalogue.csv")
+    arguments = parser.parse_args()
+    build(arguments.shared, arguments.out)

@@ -189,16 +189,18 @@ def cdc_2016_rows() -> list[dict[str, str]]:
     return rows
 
 
-def build(shared: Path) -> None:
+def build(shared: Path, out: Path = OUT) -> None:
     rows = uk_rows(shared) + cdc_2022_rows(shared) + cdc_2016_rows()
-    with OUT.open("w", newline="", encoding="utf-8") as handle:
+    with out.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    print(f"{OUT.relative_to(ROOT)}: {len(rows)} factor rows")
+    print(f"{out.name}: {len(rows)} factor rows")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
-    build(parser.parse_args().shared)
+    parser.add_argument("--out", type=Path, default=OUT)
+    arguments = parser.parse_args()
+    build(arguments.shared, arguments.out)
