@@ -131,6 +131,11 @@ def product_row(system, code, name, kind, bnf, sources, list_classes, vocab, bra
     source = "; ".join(sorted(sources))
     parsed = parse_name(name) if name else None
     if parsed is None:
+        # No strength ("Kaolin and Morphine mixture", "Morphine sulfate powder"): still name the opioid if it is there.
+        named = [
+            w for w in re.findall(r"[a-z]+", (name or "").lower()) if vocab.is_opioid(vocab.canonical_ingredient(w))
+        ]
+        brand_ingredient = brand_ingredient or (vocab.canonical_ingredient(named[0]) if named else None)
         row = {c: "" for c in COLUMNS}
         classes = set(list_classes)
         if brand_ingredient and vocab.is_opioid(brand_ingredient):
