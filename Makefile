@@ -30,6 +30,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-test
+	$(BIN)/python bench/ome.py
 	$(BIN)/python bench/latency.py
 
 lint: $(VENV)/.installed-test

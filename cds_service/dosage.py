@@ -320,20 +320,21 @@ _FREQUENCIES: tuple[tuple[re.Pattern[str], Any], ...] = (
 )
 
 
+_NUMBER_WORDS = r"\b(" + "|".join(sorted(map(re.escape, _WORD_NUMBERS), key=len, reverse=True)) + r")\b"
+# Only number words followed by a dose unit or a number are numbers ("a day" stays as it is).
+_NUMBER_WORD_BEFORE_DOSE = re.compile(
+    _NUMBER_WORDS + r"(?=\s*(?:-|to|or)?\s*(?:\d|one|two|three|four)?\s*" + _DOSE_UNIT + r"?\b)", re.IGNORECASE
+)
+_NUMBER_WORD_BEFORE_TIMES = re.compile(r"\b(one|two|three|four|five|six)\s*(?=times)", re.IGNORECASE)
+
+
 def _words_to_numbers(text: str) -> str:
     def replace(match: re.Match[str]) -> str:
-        return _WORD_NUMBERS[match.group(0).lower()]
+        word = match.group(0).lower()
+        return match.group(0) if word in ("a", "an") else _WORD_NUMBERS[word]
 
-    pattern = r"\b(" + "|".join(sorted(map(re.escape, _WORD_NUMBERS), key=len, reverse=True)) + r")\b"
-    # Only number words followed by a dose unit or a frequency word are numbers ("a day" stays as it is).
-    text = re.sub(
-        pattern + r"(?=\s*(?:-|to|or)?\s*(?:\d|one|two|three|four)?\s*" + _DOSE_UNIT + r"?\b)",
-        lambda m: replace(m) if m.group(0).lower() not in ("a", "an") else m.group(0),
-        text,
-        flags=re.I,
-    )
-    text = re.sub(r"\b(one|two|three|four|five|six)\s*(?=times)", replace, text, flags=re.I)
-    return text
+    text = _NUMBER_WORD_BEFORE_DOSE.sub(replace, text)
+    return _NUMBER_WORD_BEFORE_TIMES.sub(replace, text)
 
 
 def frequency_from_text(text: str) -> tuple[Decimal, Decimal] | None:
