@@ -110,7 +110,7 @@ def load_knowledge(strength_file: str | None = None) -> Knowledge:
                 classes[product.ingredient].add(name)
     profiles: dict[str, Profile] = {}
     for row in _rows("ome_factors.csv"):
-        profiles.setdefault(row["profile"], Profile(row["profile"])).rows.append(
+        profiles.setdefault(row["profile"], Profile(row["profile"])).add(
             FactorRow(
                 profile=row["profile"],
                 ingredient=row["ingredient"],

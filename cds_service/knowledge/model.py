@@ -93,12 +93,17 @@ class Factor:
 class Profile:
     name: str
     rows: list[FactorRow] = field(default_factory=list)
+    _by_ingredient: dict[str, list[FactorRow]] = field(default_factory=dict, repr=False)
+
+    def add(self, row: FactorRow) -> None:
+        self.rows.append(row)
+        self._by_ingredient.setdefault(row.ingredient, []).append(row)
 
     def factor(
         self, ingredient: str, route: str, presentation: str = "", daily_mg: Decimal | None = None
     ) -> Factor | None:
         """The factor for ``ingredient`` by ``route``; tiers (methadone, cdc-2016) chosen by ``daily_mg``."""
-        candidates = [r for r in self.rows if r.ingredient == ingredient]
+        candidates = self._by_ingredient.get(ingredient, [])
         routes = [route]
         if route in ROUTE_FALLBACK:
             routes.append(ROUTE_FALLBACK[route])
