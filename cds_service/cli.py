@@ -89,22 +89,18 @@ def ome(args: argparse.Namespace) -> int:
     return 0
 
 
+def _span(low: float | None, high: float | None, suffix: str = "") -> str:
+    if high is None:
+        return ""
+    return f"{high:g}{suffix}" if low == high else f"{low:g}-{high:g}{suffix}"
+
+
 def format_ome_table(data: dict[str, Any]) -> str:
     """The human view of ``OmeResult.to_json()``."""
     rows = [("order", "product", "per day", "OME mg/day", "factor", "note")]
     for order in data["orders"]:
-        if order["units_per_day_max"] is None:
-            per_day = ""
-        elif order["units_per_day_min"] == order["units_per_day_max"]:
-            per_day = f"{order['units_per_day_max']:g} {order['unit']}"
-        else:
-            per_day = f"{order['units_per_day_min']:g}-{order['units_per_day_max']:g} {order['unit']}"
-        if order["ome_mg_per_day_max"] is None:
-            figure = ""
-        elif order["ome_mg_per_day_min"] == order["ome_mg_per_day_max"]:
-            figure = f"{order['ome_mg_per_day_max']:g}"
-        else:
-            figure = f"{order['ome_mg_per_day_min']:g}-{order['ome_mg_per_day_max']:g}"
+        per_day = _span(order["units_per_day_min"], order["units_per_day_max"], f" {order['unit']}")
+        figure = _span(order["ome_mg_per_day_min"], order["ome_mg_per_day_max"])
         factor = f"{order['factor']:g} ({order['factor_source']})" if order["factor"] is not None else ""
         note = "; ".join(([] if order["counted"] else [f"not counted: {order['reason']}"]) + order["flags"])
         rows.append((order["id"], order["display"][:48], per_day, figure, factor, note))
