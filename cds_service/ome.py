@@ -52,7 +52,8 @@ class OrderOme:
     flags: list[str] = field(default_factory=list)
     same_supply_as: str | None = None
     dose_basis: str | None = None
-    prn: bool = False
+    prn: bool = False  # some dose line is as needed
+    regular: bool = False  # some dose line is regular
 
     @property
     def product(self) -> Product | None:
@@ -255,6 +256,7 @@ def _quantify(order: OrderOme, resource: dict[str, Any], knowledge: Knowledge, p
     order.dose_basis = dosage.basis
     order.flags += dosage.notes
     order.prn = any(line.prn for line in dosage.lines)
+    order.regular = any(not line.prn for line in dosage.lines)
     route = _route(product, resource, order)
     order.unit = _presentation(product)
     if product.is_patch:

@@ -13,17 +13,48 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "cds_service" / "data"
 
-# output file -> (input file under reference/uk/snomed, citation written on every row)
-CODELISTS: dict[str, tuple[str, str]] = {
-    "medication_review_codes.csv": (
+# output file -> [(input file under reference/uk/snomed, citation written on each of its rows)]
+CODELISTS: dict[str, list[tuple[str, str]]] = {
+    "medication_review_codes.csv": [(
         "medication-review-done-medrvw_cod__nhsd-refset__opensafely-medication-reviews.csv",
         "NHS Digital primary care domain refset MEDRVW_COD (medication review done), "
         "as published in OpenSAFELY codelist opensafely/medication-reviews",
-    ),
+    )],
+    "cancer_codes.csv": [
+        ("cancer-c19can_cod__nhsd-refset__opensafely-deaths-at-home-covid19.csv",
+         "NHS Digital refset C19CAN_COD (cancer), OpenSAFELY codelist"),
+        ("haematological-cancer-c19haemcan_cod__nhsd-refset__opensafely-deaths-at-home-covid19.csv",
+         "NHS Digital refset C19HAEMCAN_COD (haematological cancer), OpenSAFELY codelist"),
+    ],
+    "palliative_codes.csv": [
+        ("palliative-care-palcare_cod__nhsd-refset__opensafely-deaths-at-home-covid19.csv",
+         "NHS Digital refset PALCARE_COD (palliative care register), OpenSAFELY codelist"),
+        ("gm-sde__patient__palliative-and-end-of-life-care__1__palliative-and-end-of-life-care.snomed.txt",
+         "Greater Manchester SDE code set: palliative and end-of-life care"),
+    ],
+    "pregnancy_codes.csv": [(
+        "pregnancy-preg_cod__nhsd-refset__opensafely-pharmacy-first.csv",
+        "NHS Digital refset PREG_COD (pregnancy), OpenSAFELY codelist",
+    )],
+    "opioid_dependence_codes.csv": [(
+        "user-hjforbes-opioid-dependency-clinical-diagnosis.csv",
+        "OpenSAFELY codelist user/hjforbes/opioid-dependency-clinical-diagnosis",
+    )],
+    "copd_codes.csv": [(
+        "copd-copd_cod__nhsd-refset__opensafely-deaths-at-home-covid19.csv",
+        "NHS Digital refset COPD_COD (COPD), OpenSAFELY codelist",
+    )],
+    "substance_misuse_codes.csv": [(
+        "drug-misuse__user-S_Walter__opensafely-lockdown-and-vulnerable-groups.csv",
+        "OpenSAFELY codelist user/S_Walter/drug-misuse",
+    )],
 }
 
 
 def read_codes(path: Path) -> list[tuple[str, str]]:
+    if path.suffix == ".txt":  # code<TAB>term, no header
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [tuple(line.split("\t", 1)) for line in lines if line.strip()]  # type: ignore[misc]
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         code_col = "code" if "code" in (reader.fieldnames or []) else "id"
@@ -33,14 +64,17 @@ def read_codes(path: Path) -> list[tuple[str, str]]:
 
 def build(shared: Path) -> None:
     DATA.mkdir(parents=True, exist_ok=True)
-    for out_name, (in_name, citation) in CODELISTS.items():
-        rows = read_codes(shared / "reference" / "uk" / "snomed" / in_name)
+    for out_name, inputs in CODELISTS.items():
+        rows: dict[str, tuple[str, str, str]] = {}
+        for in_name, citation in inputs:
+            for code, term in read_codes(shared / "reference" / "uk" / "snomed" / in_name):
+                rows.setdefault(code.strip(), (term.strip(), citation, in_name))
         with (DATA / out_name).open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(["system", "code", "term", "source", "source_file"])
-            for code, term in sorted(rows, key=lambda r: int(r[0])):
-                writer.writerow(["http://snomed.info/sct", code, term, citation, in_name])
-        print(f"{out_name}: {len(rows)} codes from {in_name}")
+            for code in sorted(rows, key=int):
+                writer.writerow(["http://snomed.info/sct", code, *rows[code]])
+        print(f"{out_name}: {len(rows)} codes")
 
 
 if __name__ == "__main__":
