@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -28,10 +29,10 @@ from .fhir_input import warm_up
 from .hooks import parse_hook_request
 from .jsonbody import parse_json_body
 from .knowledge.loader import load_knowledge
-from .knowledge.model import Knowledge
-from .pipeline import evaluate
+from .pipeline import Assessor, evaluate
 from .prefetch import resolve_prefetch
 from .privacy import pseudonymise
+from .rules import RuleSetError
 from .services import SERVICES_BY_ID, ServiceDefinition, discovery_document
 from .store import Store
 
@@ -47,7 +48,7 @@ class ServiceState:
     settings: Settings
     store: Store
     verifier: JwtVerifier | None
-    knowledge: Knowledge
+    assessor: Assessor
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -104,6 +105,15 @@ def create_app(
     """Build the WSGI app. Configuration problems raise before the app exists (the service refuses to start)."""
     settings = settings or load_settings()
     warm_up()
+    knowledge = load_knowledge()
+    if settings.profile not in knowledge.profiles:
+        raise ConfigError(
+            f"OPIOID_CDS_PROFILE={settings.profile!r}: use one of {', '.join(sorted(knowledge.profiles))}"
+        )
+    try:
+        assessor = Assessor.from_paths(knowledge, settings.rules_dir, settings.settings_file, settings.profile)
+    except RuleSetError as exc:
+        raise ConfigError(str(exc)) from None
     store = store or Store(settings.database_url)
     store.create_schema()
     if settings.auth_required and verifier is None:
@@ -117,14 +127,7 @@ def create_app(
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
-    knowledge = load_knowledge()
-    if settings.profile not in knowledge.profiles:
-        raise ConfigError(
-            f"OPIOID_CDS_PROFILE={settings.profile!r}: use one of {', '.join(sorted(knowledge.profiles))}"
-        )
-    app.extensions["opioid_cds"] = ServiceState(
-        settings, store, verifier if settings.auth_required else None, knowledge
-    )
+    app.extensions["opioid_cds"] = ServiceState(settings, store, verifier if settings.auth_required else None, assessor)
 
     @app.before_request
     def _start() -> Response | None:
@@ -184,9 +187,9 @@ def create_app(
         request_model = parse_hook_request(service, _read_json())
         g.patient = pseudonymise(settings.pseudonym_key, request_model.patient_id)
         prefetch = resolve_prefetch(request_model, settings)
-        result = evaluate(request_model, prefetch, _state().knowledge, settings.profile)
+        result = evaluate(request_model, prefetch, _state().assessor, settings.today or date.today())
         log.info(
-            "hook=%s service=%s instance=%s patient=%s orders=%d ome=%s%s cards=%d data_quality=%d ms=%.1f",
+            "hook=%s service=%s instance=%s patient=%s orders=%d ome=%s%s rules=%s data_quality=%d ms=%.1f",
             request_model.hook,
             service.id,
             request_model.hook_instance[:64],
@@ -194,7 +197,7 @@ def create_app(
             len(result.record.orders),
             f"{result.ome.total_max:.0f}",
             "" if result.ome.complete else "+",
-            len(result.body["cards"]),
+            ",".join(result.fired) or "-",
             len(result.record.data_quality),
             (time.perf_counter() - g.started) * 1000,
         )
@@ -217,6 +220,6 @@ def create_app(
     def ready() -> Response:
         if not _state().store.ping():
             return _json(InternalError("The store is not reachable.", "store").operation_outcome(), 503)
-        return _json({"status": "ready", "services": len(SERVICES_BY_ID)})
+        return _json({"status": "ready", "services": len(SERVICES_BY_ID), "rules": _state().assessor.engine.rule_count})
 
     return app

@@ -10,6 +10,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,6 +41,9 @@ class Settings:
     fhir_max_pages: int = 10
     fhir_max_response_bytes: int = 10 * 1024 * 1024
     profile: str = "uk"  # OME factor profile: uk | cdc-2022 | cdc-2016
+    rules_dir: Path | None = None  # default: the repository's rules/
+    settings_file: Path | None = None  # a practice's settings layered over rules/settings.yaml
+    today: date | None = None  # fixed evaluation date, for tests and replays only
     pseudonym_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     @property
@@ -71,6 +75,16 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if not value > 0:
         raise ConfigError(f"{name}={raw!r} must be greater than 0")
     return value
+
+
+def _date(env: Mapping[str, str], name: str) -> date | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -120,6 +134,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "fhir_max_pages": _int(env, "OPIOID_CDS_FHIR_MAX_PAGES", 10),
         "fhir_max_response_bytes": _int(env, "OPIOID_CDS_FHIR_MAX_RESPONSE_BYTES", 10 * 1024 * 1024),
         "profile": (env.get("OPIOID_CDS_PROFILE") or "uk").strip(),
+        "rules_dir": Path(env["OPIOID_CDS_RULES"]) if env.get("OPIOID_CDS_RULES") else None,
+        "settings_file": Path(env["OPIOID_CDS_SETTINGS"]) if env.get("OPIOID_CDS_SETTINGS") else None,
+        "today": _date(env, "OPIOID_CDS_TODAY"),
     }
     if key:
         values["pseudonym_key"] = key.encode()

@@ -1,19 +1,45 @@
 """One evaluation: a checked request with its resolved prefetch in, a CDS Hooks response body out.
 
-This is the seam between the protocol layer and the clinical core (knowledge, dosage, OME, rules, cards).
+``Assessor`` holds what every evaluation shares (knowledge, rules, engine, codes) and is built once per worker
+process; ``assess`` is the same for the live service and batch evaluation.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
 from typing import Any
 
+from .cards import CardContext, could_not_assess_card, render_cards
+from .codelists import load_codelist
+from .engine import Engine, EngineError
+from .facts import ClinicalCodes, RequestFacts, build_facts
 from .fhir_input import PatientRecord, build_record, validate_orders
 from .hooks import HookRequest
 from .knowledge.model import Knowledge
 from .ome import OmeResult, compute_ome
+from .rules import RuleSet, load_rules
 
+log = logging.getLogger(__name__)
 RELEVANT_CLASSES = frozenset({"opioid", "gabapentinoid", "benzodiazepine", "z-drug"})
+DEFAULT_RULES = Path(__file__).resolve().parents[1] / "rules"
+
+
+def clinical_codes() -> ClinicalCodes:
+    def codes(name: str) -> frozenset[str]:
+        return frozenset(c.code for c in load_codelist(name))
+
+    return ClinicalCodes(
+        medication_review=codes("medication_review_codes"),
+        cancer=codes("cancer_codes"),
+        palliative=codes("palliative_codes"),
+        pregnancy=codes("pregnancy_codes"),
+        opioid_dependence=codes("opioid_dependence_codes"),
+        copd=codes("copd_codes"),
+        substance_misuse=codes("substance_misuse_codes"),
+    )
 
 
 @dataclass
@@ -21,23 +47,53 @@ class Evaluation:
     body: dict[str, Any]
     record: PatientRecord
     ome: OmeResult
+    facts: RequestFacts | None
+    fired: list[str]
+    error: str | None = None
 
 
-def assess(record: PatientRecord, knowledge: Knowledge, profile: str) -> OmeResult:
-    """OME of the record's orders; the orders that matter (or that we could not identify) are validated."""
-    ome = compute_ome([(o.resource, o.origin) for o in record.orders], record.medications, knowledge, profile)
-    relevant = {
-        i for i, order in enumerate(ome.orders) if order.product is None or order.product.classes & RELEVANT_CLASSES
-    }
-    validate_orders(record, relevant)
-    return ome
+class Assessor:
+    """Knowledge, rules, engine and codes for one process; ``assess`` evaluates one patient's record."""
+
+    def __init__(self, knowledge: Knowledge, rule_set: RuleSet, profile: str = "uk") -> None:
+        self.knowledge = knowledge
+        self.rule_set = rule_set
+        self.profile = profile
+        self.engine = Engine(rule_set)
+        self.codes = clinical_codes()
+        review = next(c for c in load_codelist("medication_review_codes") if c.code == "182836005")
+        self.review_code = (review.code, review.term)
+        self.settings = {name: s.value for name, s in rule_set.settings.items()}
+
+    @classmethod
+    def from_paths(
+        cls, knowledge: Knowledge, rules_dir: Path | None = None, settings_file: Path | None = None, profile: str = "uk"
+    ) -> Assessor:
+        return cls(knowledge, load_rules(rules_dir or DEFAULT_RULES, settings_file), profile)
+
+    def ome(self, record: PatientRecord, drafts: bool = True) -> OmeResult:
+        orders = [(o.resource, o.origin) for o in record.orders if drafts or o.origin != "draft"]
+        return compute_ome(orders, record.medications, self.knowledge, self.profile)
+
+    def assess(self, hook: str, record: PatientRecord, today: date) -> Evaluation:
+        ome = self.ome(record)
+        relevant = {i for i, o in enumerate(ome.orders) if o.product is None or o.product.classes & RELEVANT_CLASSES}
+        validate_orders(record, relevant)
+        before = self.ome(record, drafts=False) if any(o.origin == "draft" for o in record.orders) else None
+        try:
+            facts = build_facts(hook, record, ome, before, self.codes, self.settings, today)
+            firings = self.engine.evaluate([facts.summary, *facts.orders])
+            context = CardContext(record.patient_id, self.review_code, self.profile)
+            cards = render_cards(firings, facts, ome, self.rule_set, context)
+        except EngineError as exc:
+            log.error("could not assess: %s", exc)
+            return Evaluation({"cards": [could_not_assess_card(str(exc))]}, record, ome, None, [], str(exc))
+        fired = sorted({c["source"]["topic"]["code"] for c in cards})
+        return Evaluation({"cards": cards}, record, ome, facts, fired)
 
 
 def evaluate(
-    request: HookRequest, prefetch: dict[str, dict[str, Any] | None], knowledge: Knowledge, profile: str = "uk"
+    request: HookRequest, prefetch: dict[str, dict[str, Any] | None], assessor: Assessor, today: date
 ) -> Evaluation:
-    """The response body ``{"cards": [...]}`` with the record and OME it was built from."""
-    record = build_record(request, prefetch)
-    ome = assess(record, knowledge, profile)
-    cards: list[dict[str, Any]] = []  # the rules arrive with the rules/cards issue
-    return Evaluation({"cards": cards}, record, ome)
+    """The response body ``{"cards": [...]}`` with what it was built from."""
+    return assessor.assess(request.hook, build_record(request, prefetch), today)

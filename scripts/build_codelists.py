@@ -15,39 +15,57 @@ DATA = ROOT / "cds_service" / "data"
 
 # output file -> [(input file under reference/uk/snomed, citation written on each of its rows)]
 CODELISTS: dict[str, list[tuple[str, str]]] = {
-    "medication_review_codes.csv": [(
-        "medication-review-done-medrvw_cod__nhsd-refset__opensafely-medication-reviews.csv",
-        "NHS Digital primary care domain refset MEDRVW_COD (medication review done), "
-        "as published in OpenSAFELY codelist opensafely/medication-reviews",
-    )],
+    "medication_review_codes.csv": [
+        (
+            "medication-review-done-medrvw_cod__nhsd-refset__opensafely-medication-reviews.csv",
+            "NHS Digital primary care domain refset MEDRVW_COD (medication review done), "
+            "as published in OpenSAFELY codelist opensafely/medication-reviews",
+        )
+    ],
     "cancer_codes.csv": [
-        ("cancer-c19can_cod__nhsd-refset__opensafely-deaths-at-home-covid19.csv",
-         "NHS Digital refset C19CAN_COD (cancer), OpenSAFELY codelist"),
-        ("haematological-cancer-c19haemcan_cod__nhsd-refset__opensafely-deaths-at-home-covid19.csv",
-         "NHS Digital refset C19HAEMCAN_COD (haematological cancer), OpenSAFELY codelist"),
+        (
+            "cancer-c19can_cod__nhsd-refset__opensafely-deaths-at-home-covid19.csv",
+            "NHS Digital refset C19CAN_COD (cancer), OpenSAFELY codelist",
+        ),
+        (
+            "haematological-cancer-c19haemcan_cod__nhsd-refset__opensafely-deaths-at-home-covid19.csv",
+            "NHS Digital refset C19HAEMCAN_COD (haematological cancer), OpenSAFELY codelist",
+        ),
     ],
     "palliative_codes.csv": [
-        ("palliative-care-palcare_cod__nhsd-refset__opensafely-deaths-at-home-covid19.csv",
-         "NHS Digital refset PALCARE_COD (palliative care register), OpenSAFELY codelist"),
-        ("gm-sde__patient__palliative-and-end-of-life-care__1__palliative-and-end-of-life-care.snomed.txt",
-         "Greater Manchester SDE code set: palliative and end-of-life care"),
+        (
+            "palliative-care-palcare_cod__nhsd-refset__opensafely-deaths-at-home-covid19.csv",
+            "NHS Digital refset PALCARE_COD (palliative care register), OpenSAFELY codelist",
+        ),
+        (
+            "gm-sde__patient__palliative-and-end-of-life-care__1__palliative-and-end-of-life-care.snomed.txt",
+            "Greater Manchester SDE code set: palliative and end-of-life care",
+        ),
     ],
-    "pregnancy_codes.csv": [(
-        "pregnancy-preg_cod__nhsd-refset__opensafely-pharmacy-first.csv",
-        "NHS Digital refset PREG_COD (pregnancy), OpenSAFELY codelist",
-    )],
-    "opioid_dependence_codes.csv": [(
-        "user-hjforbes-opioid-dependency-clinical-diagnosis.csv",
-        "OpenSAFELY codelist user/hjforbes/opioid-dependency-clinical-diagnosis",
-    )],
-    "copd_codes.csv": [(
-        "copd-copd_cod__nhsd-refset__opensafely-deaths-at-home-covid19.csv",
-        "NHS Digital refset COPD_COD (COPD), OpenSAFELY codelist",
-    )],
-    "substance_misuse_codes.csv": [(
-        "drug-misuse__user-S_Walter__opensafely-lockdown-and-vulnerable-groups.csv",
-        "OpenSAFELY codelist user/S_Walter/drug-misuse",
-    )],
+    "pregnancy_codes.csv": [
+        (
+            "pregnancy-preg_cod__nhsd-refset__opensafely-pharmacy-first.csv",
+            "NHS Digital refset PREG_COD (pregnancy), OpenSAFELY codelist",
+        )
+    ],
+    "opioid_dependence_codes.csv": [
+        (
+            "user-hjforbes-opioid-dependency-clinical-diagnosis.csv",
+            "OpenSAFELY codelist user/hjforbes/opioid-dependency-clinical-diagnosis",
+        )
+    ],
+    "copd_codes.csv": [
+        (
+            "copd-copd_cod__nhsd-refset__opensafely-deaths-at-home-covid19.csv",
+            "NHS Digital refset COPD_COD (COPD), OpenSAFELY codelist",
+        )
+    ],
+    "substance_misuse_codes.csv": [
+        (
+            "drug-misuse__user-S_Walter__opensafely-lockdown-and-vulnerable-groups.csv",
+            "OpenSAFELY codelist user/S_Walter/drug-misuse",
+        )
+    ],
 }
 
 

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import copy
+from datetime import date
 
 from cds_service.fhir_input import build_record, normalise_dosage
 from cds_service.hooks import parse_hook_request
 from cds_service.knowledge.loader import load_knowledge
-from cds_service.pipeline import assess
+from cds_service.pipeline import Assessor
 from cds_service.services import SERVICES_BY_ID
 from tests.helpers import load_request
 
@@ -51,7 +52,7 @@ def test_a_draft_also_in_the_prefetched_list_is_counted_once():
 
 def _assessed(body):
     record = _record("", body=body)
-    assess(record, load_knowledge(), "uk")
+    Assessor.from_paths(load_knowledge()).assess("order-sign", record, date(2026, 11, 23))
     return record
 
 

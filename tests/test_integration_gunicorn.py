@@ -34,7 +34,10 @@ def test_order_sign_over_http(dev_server):
         dev_server.url + "/cds-services/opioid-order-sign", json=load_request("order-sign.json"), timeout=5
     )
     assert response.status_code == 200
-    assert response.json() == {"cards": []}
+    cards = response.json()["cards"]
+    assert errors("CdsResponse", response.json()) == []
+    # morphine 60 mg MR bd + fentanyl 50 micrograms/hour: 240 mg/day OME, two regular strong opioids
+    assert {c["source"]["topic"]["code"] for c in cards} == {"dose/high-ome", "combination/multiple-strong-opioids"}
 
 
 def test_dev_mode_is_logged_loudly(dev_server):
