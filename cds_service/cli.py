@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import sys
+from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
@@ -89,6 +90,32 @@ def ome(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_rules(args: argparse.Namespace) -> int:
+    """Check every rule file; print each problem with its file and line; exit 1 when there is any."""
+    from .pipeline import DEFAULT_RULES
+    from .rules import RuleSetError, compile_rule, load_rules
+
+    directory = Path(args.directory) if args.directory else DEFAULT_RULES
+    settings = Path(args.settings) if args.settings else None
+    try:
+        rule_set = load_rules(directory, settings)
+        for rule in rule_set.rules:
+            compile_rule(rule, rule_set.settings)
+        from .engine import Engine
+
+        Engine(rule_set)  # the engine itself accepts them (unknown operators are its error 202)
+    except RuleSetError as exc:
+        for problem in exc.problems:
+            print(problem)
+        print(f"{len(exc.problems)} problem(s)", file=sys.stderr)
+        return 1
+    except Exception as exc:  # the engine refused the compiled rules
+        print(f"{directory}: the rules engine refused the rule set: {exc}")
+        return 1
+    print(f"OK: {len(rule_set.rules)} active rules, {len(rule_set.settings)} settings in {directory}")
+    return 0
+
+
 def _span(low: float | None, high: float | None, suffix: str = "") -> str:
     if high is None:
         return ""
@@ -138,6 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     ome_cmd.add_argument("--json", action="store_true", help="print the JSON result")
     ome_cmd.set_defaults(handler=ome)
+    check_cmd = commands.add_parser("check-rules", help="check the rule files; every problem with file and line")
+    check_cmd.add_argument("directory", nargs="?", help="the rules directory (default: the service's rules/)")
+    check_cmd.add_argument(
+        "--settings",
+        default=os.environ.get("OPIOID_CDS_SETTINGS"),
+        help="a practice settings file layered over settings.yaml",
+    )
+    check_cmd.set_defaults(handler=check_rules)
     args = parser.parse_args(argv)
     _configure_logging()
     try:

@@ -345,7 +345,7 @@ def load_rules(directory: Path, extra_settings: Path | None = None) -> RuleSet:
         problems.append(f"{links_path}: cannot read: {exc}")
     rules: list[Rule] = []
     seen: dict[str, Path] = {}
-    files = sorted(p for p in directory.rglob("*.yaml") if p.parent != directory)
+    files = sorted(p for p in (*directory.rglob("*.yaml"), *directory.rglob("*.yml")) if p.parent != directory)
     if not files:
         problems.append(f"{directory}: no rule files")
     for path in files:

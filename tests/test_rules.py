@@ -1,0 +1,133 @@
+"""The rule files: the checker accepts rules/ and rejects every broken example with its file and line."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cds_service.rules import SUMMARY_LIMIT, load_rules, longest_summary
+from tests.helpers import FILES, ROOT
+
+RULES = ROOT / "rules"
+INVALID = FILES / "rules_invalid"
+EXPECTED = yaml.safe_load((INVALID / "expected.yaml").read_text())
+FAMILIES = {"dose", "combination", "co-prescribing", "repeat"}
+REQUIRED_RULES = {
+    "dose/high-ome",
+    "dose/very-high-ome",
+    "dose/ome-escalation",
+    "combination/strong-and-weak-opioid",
+    "combination/multiple-strong-opioids",
+    "combination/duplicate-modified-release",
+    "combination/immediate-release-fentanyl",
+    "co-prescribing/opioid-gabapentinoid",
+    "co-prescribing/opioid-benzodiazepine",
+    "co-prescribing/opioid-z-drug",
+    "co-prescribing/opioid-multiple-sedatives",
+    "repeat/long-term-opioid",
+    "repeat/review-overdue",
+    "repeat/codeine-on-repeat",
+    "repeat/early-request",
+    "repeat/not-issued",
+}
+
+
+def _check(directory: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cds_service", "check-rules", str(directory), *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_check_rules_passes_on_the_rules():
+    result = _check(RULES)
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.startswith("OK: ")
+
+
+def test_every_required_rule_exists_once_in_its_family_folder():
+    rule_set = load_rules(RULES)
+    assert {r.id for r in rule_set.rules} >= REQUIRED_RULES
+    for rule in rule_set.rules:
+        assert rule.id.split("/")[0] in FAMILIES
+        assert rule.path == RULES / f"{rule.id}.yaml"
+
+
+def test_every_summary_fits_139_characters_at_its_widest():
+    rule_set = load_rules(RULES)
+    for rule in rule_set.rules:
+        assert longest_summary(rule.card["summary"], rule_set.settings) <= SUMMARY_LIMIT, rule.id
+
+
+def test_every_setting_cites_its_source():
+    assert all(s.source.strip() for s in load_rules(RULES).settings.values())
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_each_broken_example_is_rejected_with_file_and_line(tmp_path, case):
+    expected = EXPECTED[case]
+    directory = tmp_path / "rules"
+    shutil.copytree(RULES, directory)
+    target = directory / expected["place"]
+    source = RULES / "dose/high-ome.yaml" if case == "duplicate-id" else INVALID / case
+    target.write_text(source.read_text())
+    result = _check(directory)
+    assert result.returncode == 1
+    assert f"{target}:{expected['line']}: " in result.stdout, result.stdout
+    assert expected["message"] in result.stdout, result.stdout
+
+
+def test_every_broken_example_is_listed():
+    files = {p.name for p in INVALID.glob("*.yaml") if p.name != "expected.yaml"}
+    assert files == set(EXPECTED) - {"duplicate-id"}
+
+
+def test_all_problems_are_reported_at_once(tmp_path):
+    directory = tmp_path / "rules"
+    shutil.copytree(RULES, directory)
+    for case in ("unknown-fact.yaml", "bad-indicator.yaml"):
+        (directory / EXPECTED[case]["place"]).write_text((INVALID / case).read_text())
+    result = _check(directory)
+    assert "unknown fact" in result.stdout and "indicator must be one of" in result.stdout
+
+
+def test_practice_settings_change_a_threshold_without_editing_rules(tmp_path):
+    practice = tmp_path / "practice.yaml"
+    practice.write_text("high_ome_mg_per_day:\n  value: 90\n  source: Practice policy (test)\n")
+    rule_set = load_rules(RULES, practice)
+    assert rule_set.settings["high_ome_mg_per_day"].value == 90
+    assert _check(RULES, "--settings", str(practice)).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("high_mme:\n  value: 90\n  source: x\n", "unknown setting 'high_mme'"),
+        ("high_ome_mg_per_day:\n  value: ninety\n  source: x\n", "must be a int"),
+        ("high_ome_mg_per_day:\n  value: 90\n", "needs a source"),
+    ],
+)
+def test_broken_practice_settings_are_rejected(tmp_path, text, message):
+    practice = tmp_path / "practice.yaml"
+    practice.write_text(text)
+    result = _check(RULES, "--settings", str(practice))
+    assert result.returncode == 1 and message in result.stdout and f"{practice}:" in result.stdout
+
+
+def test_the_service_refuses_to_start_on_a_broken_rule_set(tmp_path):
+    from cds_service.api import create_app
+    from cds_service.errors import ConfigError
+    from tests.conftest import dev_settings
+
+    directory = tmp_path / "rules"
+    shutil.copytree(RULES, directory)
+    (directory / "dose/unknown-fact.yaml").write_text((INVALID / "unknown-fact.yaml").read_text())
+    with pytest.raises(ConfigError, match="unknown fact"):
+        create_app(dev_settings(tmp_path, rules_dir=directory))
