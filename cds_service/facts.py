@@ -304,8 +304,8 @@ def build_facts(
             if months > months_on_repeat:
                 months_on_repeat = months
             repeat_names.append(order.display)
-            if order.origin == "existing":
-                issued = [d for o in family if o.intent != "plan" and (d := _issued_on(o.resource))] or dates
+            issued = [d for o in family if o.intent != "plan" and (d := _issued_on(o.resource))]
+            if order.origin == "existing" and issued:  # without any issue on record, "not issued" is unknown
                 gap = months_between(max(issued), today)
                 if gap >= not_issued:
                     not_issued = gap
@@ -391,6 +391,10 @@ def build_facts(
         "before": f"{before:.0f}",
         "ingredients": _join(strong + [w for w in weak if w not in strong], 40),
         "classes": _join([sedative_names[c] for c in sedatives], 48),
+        "sedative_drugs": _join(
+            sorted({o.product.ingredient for o in current if o.product and o.product.classes & set(SEDATIVE_CLASSES)}),
+            30,
+        ),
         "months": str(min(months_on_repeat, 999)),
         "review_age": "the last 999+ months" if not last_review else f"{months_since_review} months",
         "last_review": last_review.isoformat() if last_review else "none coded",

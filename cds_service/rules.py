@@ -47,6 +47,7 @@ PLACEHOLDER_WIDTH = {
     "early_orders": 48,
     "unissued_orders": 48,
     "duplicate_ingredient": 20,
+    "sedative_drugs": 30,
 }
 _PLACEHOLDER = re.compile(r"\{([a-z_.]+)\}")
 
