@@ -160,7 +160,11 @@ def _check_selections(context: dict[str, Any], issues: list[Issue]) -> None:
 
 
 def check_same_patient(resources: list[tuple[str, Any]], patient_id: str, issues: list[Issue]) -> None:
-    """Refuse data about another patient: a wrong-patient medication list would give wrong-patient advice."""
+    """Refuse data about another patient: a wrong-patient medication list would give wrong-patient advice.
+
+    Some clients send ``patientId`` as a reference ("Patient/123"); it is compared by its id.
+    """
+    patient_id = patient_id.removeprefix("Patient/")
     for path, resource in resources:
         if not isinstance(resource, dict):
             continue

@@ -252,3 +252,9 @@ def test_selections_checked_against_broken_draft_orders_is_400_not_500(client):
     _assert_outcome(
         client.post("/cds-services/opioid-order-select", json=body), 400, "context.draftOrders.entry[1].resource"
     )
+
+
+def test_patient_id_sent_as_a_reference_is_compared_by_its_id(client):
+    body = load_request("order-sign.json")
+    body["context"]["patientId"] = "Patient/pat-1"
+    assert client.post("/cds-services/opioid-order-sign", json=body).status_code == 200
