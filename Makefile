@@ -31,6 +31,7 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/ome.py
+	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/latency.py
 
 lint: $(VENV)/.installed-test
