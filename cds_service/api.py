@@ -12,6 +12,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from .about import about_page
 from .auth import JwtVerifier, load_trusted_issuers
 from .config import Settings, load_settings
 from .errors import (
@@ -187,7 +188,8 @@ def create_app(
         request_model = parse_hook_request(service, _read_json())
         g.patient = pseudonymise(settings.pseudonym_key, request_model.patient_id)
         prefetch = resolve_prefetch(request_model, settings)
-        result = evaluate(request_model, prefetch, _state().assessor, settings.today or date.today())
+        about = (settings.public_base_url or request.host_url.rstrip("/")) + "/about"
+        result = evaluate(request_model, prefetch, _state().assessor, settings.today or date.today(), about)
         log.info(
             "hook=%s service=%s instance=%s patient=%s orders=%d ome=%s%s rules=%s data_quality=%d ms=%.1f",
             request_model.hook,
@@ -211,6 +213,10 @@ def create_app(
         stored, duplicates = _state().store.save_feedback(service.id, items)
         log.info("feedback service=%s items=%d stored=%d duplicates=%d", service.id, len(items), stored, duplicates)
         return _json({})
+
+    @app.get("/about")
+    def about() -> Response:
+        return Response(about_page(_state().assessor), mimetype="text/html")
 
     @app.get("/health")
     def health() -> Response:

@@ -46,6 +46,7 @@ class CardContext:
     patient_id: str
     review_code: tuple[str, str]  # (SNOMED code, display) from the MEDRVW codelist
     profile: str
+    source_url: str | None = None  # the service's "about" page: who made the card and from what rules
 
 
 def _fill(template: str, values: dict[str, str], settings: dict[str, Any]) -> str:
@@ -232,6 +233,8 @@ def render_card(
         "indicator": rule.card["indicator"],
         "source": {"label": SOURCE_LABEL, "topic": {"system": RULE_SYSTEM, "code": rule.id, "display": rule.title}},
     }
+    if ctx.source_url:
+        card["source"]["url"] = ctx.source_url
     suggestions = _suggestions(rule, ctx, facts, subjects)
     if suggestions:
         card["suggestions"] = suggestions

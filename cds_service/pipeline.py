@@ -75,7 +75,7 @@ class Assessor:
         orders = [(o.resource, o.origin) for o in record.orders if drafts or o.origin != "draft"]
         return compute_ome(orders, record.medications, self.knowledge, self.profile)
 
-    def assess(self, hook: str, record: PatientRecord, today: date) -> Evaluation:
+    def assess(self, hook: str, record: PatientRecord, today: date, source_url: str | None = None) -> Evaluation:
         ome = self.ome(record)
         relevant = {i for i, o in enumerate(ome.orders) if o.product is None or o.product.classes & RELEVANT_CLASSES}
         validate_orders(record, relevant)
@@ -83,7 +83,7 @@ class Assessor:
         try:
             facts = build_facts(hook, record, ome, before, self.codes, self.settings, today)
             firings = self.engine.evaluate([facts.summary, *facts.orders])
-            context = CardContext(record.patient_id, self.review_code, self.profile)
+            context = CardContext(record.patient_id, self.review_code, self.profile, source_url)
             cards = render_cards(firings, facts, ome, self.rule_set, context)
         except EngineError as exc:
             log.error("could not assess: %s", exc)
@@ -93,7 +93,11 @@ class Assessor:
 
 
 def evaluate(
-    request: HookRequest, prefetch: dict[str, dict[str, Any] | None], assessor: Assessor, today: date
+    request: HookRequest,
+    prefetch: dict[str, dict[str, Any] | None],
+    assessor: Assessor,
+    today: date,
+    source_url: str | None = None,
 ) -> Evaluation:
     """The response body ``{"cards": [...]}`` with what it was built from."""
-    return assessor.assess(request.hook, build_record(request, prefetch), today)
+    return assessor.assess(request.hook, build_record(request, prefetch), today, source_url)

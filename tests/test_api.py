@@ -258,3 +258,13 @@ def test_patient_id_sent_as_a_reference_is_compared_by_its_id(client):
     body = load_request("order-sign.json")
     body["context"]["patientId"] = "Patient/pat-1"
     assert client.post("/cds-services/opioid-order-sign", json=body).status_code == 200
+
+
+def test_cards_link_their_source_to_the_about_page_which_lists_the_rules(client):
+    body = load_request("order-sign.json")
+    cards = client.post("/cds-services/opioid-order-sign", json=body).get_json()["cards"]
+    assert cards and {c["source"]["url"] for c in cards} == {"http://localhost/about"}
+    page = client.get("/about")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    text = page.get_data(as_text=True)
+    assert "dose/high-ome" in text and "high_ome_mg_per_day" in text
