@@ -36,6 +36,8 @@ from .privacy import pseudonymise
 from .rules import RuleSetError
 from .services import SERVICES_BY_ID, ServiceDefinition, discovery_document
 from .store import Store
+from .taper import TaperError, plan_taper, regimens_from_params
+from .taper_page import render_page
 
 log = logging.getLogger("cds_service")
 
@@ -217,6 +219,21 @@ def create_app(
     @app.get("/about")
     def about() -> Response:
         return Response(about_page(_state().assessor), mimetype="text/html")
+
+    @app.get("/taper")
+    def taper_page_route() -> Response:
+        assessor = _state().assessor
+        args = request.args
+        try:
+            start = date.fromisoformat(args.get("start") or date.today().isoformat())
+        except ValueError:
+            raise BadRequest("start must be a date (YYYY-MM-DD).", "url.start") from None
+        try:
+            regimens = regimens_from_params(args.getlist("o"), assessor.knowledge, assessor.profile)
+            plan = plan_taper(regimens, start, args.get("strategy", "mr-first"), args.get("pace", "standard"))
+        except TaperError as exc:
+            raise BadRequest(str(exc), "url.o") from None
+        return Response(render_page(plan), mimetype="text/html")
 
     @app.get("/health")
     def health() -> Response:

@@ -17,6 +17,7 @@ from typing import Any
 from .engine import Firing
 from .facts import RequestFacts
 from .rules import Rule, RuleSet
+from .taper_cards import detail_lines, taper_link, taper_suggestion
 
 RULE_SYSTEM = "urn:opioid-cds:rule"
 OVERRIDE_SYSTEM = "urn:opioid-cds:override-reason"
@@ -47,6 +48,8 @@ class CardContext:
     review_code: tuple[str, str]  # (SNOMED code, display) from the MEDRVW codelist
     profile: str
     source_url: str | None = None  # the service's "about" page: who made the card and from what rules
+    taper: Callable[[], Any] | None = None  # -> (TaperPlan, regimens) or None; called only when a card needs it
+    base_url: str | None = None  # absolute base for links to the service's own pages
 
 
 def _fill(template: str, values: dict[str, str], settings: dict[str, Any]) -> str:
@@ -98,7 +101,14 @@ def _orders_table(ome: Any) -> list[str]:
     return lines
 
 
-def _detail(rule: Rule, facts: RequestFacts, ome: Any, settings: dict[str, Any], values: dict[str, str]) -> str:
+def _detail(
+    rule: Rule,
+    facts: RequestFacts,
+    ome: Any,
+    settings: dict[str, Any],
+    values: dict[str, str],
+    taper_text: str | None = None,
+) -> str:
     card = rule.card
     parts = [_fill(card["detail"], values, settings)]
     table = _orders_table(ome)
@@ -126,6 +136,8 @@ def _detail(rule: Rule, facts: RequestFacts, ome: Any, settings: dict[str, Any],
         advice.insert(0, PREGNANCY)
     if advice:
         parts.append("**What to do**\n" + "\n".join(f"- {a}" for a in advice))
+    if taper_text:
+        parts.append(taper_text)
     if facts.risk_factors:
         parts.append("**Risk factors**: " + ", ".join(facts.risk_factors) + ".")
     if card.get("patient_message"):
@@ -226,23 +238,38 @@ def render_card(
         values["orders"] = text if len(text) <= 48 else text[:47].rstrip(", ") + "…"
     else:
         values["orders"] = "The order"
+    taper = None
+    if rule.card.get("taper_advice") and not facts.summary["has_opioid_dependence"] and ctx.taper is not None:
+        taper = ctx.taper()
+    taper_text = taper_suggestion_ = taper_page = None
+    if taper is not None:
+        plan, regimens = taper
+        taper_page = taper_link(ctx.base_url, plan, regimens)
+        taper_text = detail_lines(plan, taper_page)
+        taper_suggestion_ = taper_suggestion(plan, {o.id: o for o in facts.order_refs.values()}, ctx.patient_id)
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "summary": _fill(rule.card["summary"], values, settings)[:139],
-        "detail": _detail(rule, facts, ome, settings, values),
+        "detail": _detail(rule, facts, ome, settings, values, taper_text),
         "indicator": rule.card["indicator"],
         "source": {"label": SOURCE_LABEL, "topic": {"system": RULE_SYSTEM, "code": rule.id, "display": rule.title}},
     }
     if ctx.source_url:
         card["source"]["url"] = ctx.source_url
     suggestions = _suggestions(rule, ctx, facts, subjects)
+    if taper_suggestion_ is not None:
+        suggestions.insert(0, {**taper_suggestion_, "uuid": str(uuid.uuid4()), "isRecommended": True})
     if suggestions:
         card["suggestions"] = suggestions
         card["selectionBehavior"] = "at-most-one"
     card["overrideReasons"] = [{"system": OVERRIDE_SYSTEM, "code": c, "display": d} for c, d in OVERRIDE_REASONS]
-    links = [rule_set.links[name] for name in rule.card.get("links") or []]
+    links = [
+        {"label": rule_set.links[n]["label"], "url": rule_set.links[n]["url"]} for n in rule.card.get("links") or []
+    ]
+    if taper_page:
+        links.insert(0, {"label": "Printable taper plan for the patient", "url": taper_page})
     if links:
-        card["links"] = [{"label": link["label"], "url": link["url"], "type": "absolute"} for link in links]
+        card["links"] = [{**link, "type": "absolute"} for link in links]
     return card
 
 

@@ -90,6 +90,50 @@ def ome(args: argparse.Namespace) -> int:
     return 0
 
 
+def taper(args: argparse.Namespace) -> int:
+    """Print a taper plan for the opioids in a request, Bundle or MedicationRequest file."""
+    from datetime import date
+
+    from .fhir_input import record_from_document
+    from .knowledge.loader import load_knowledge
+    from .ome import compute_ome
+    from .taper import TaperError, plan_taper, regimens_from_ome
+    from .taper_page import render_page
+
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+        document = json.loads(text)
+        start = date.fromisoformat(args.start) if args.start else date.today()
+    except (OSError, ValueError) as exc:
+        print(f"opioid-cds taper: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    knowledge = load_knowledge()
+    record = record_from_document(document if isinstance(document, dict) else {})
+    ome = compute_ome([(o.resource, o.origin) for o in record.orders], record.medications, knowledge, "uk")
+    regimens, problems = regimens_from_ome(ome, knowledge)
+    try:
+        plan = plan_taper(regimens, start, args.strategy, args.pace, knowledge=knowledge)
+    except TaperError as exc:
+        print(f"opioid-cds taper: {exc}", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    plan.notes += problems
+    if args.format == "json":
+        print(json.dumps(plan.to_json(), indent=2))
+    elif args.format == "html":
+        print(render_page(plan))
+    else:
+        for step in plan.steps:
+            week = (step.starts - plan.steps[0].starts).days // 7 + 1
+            note = f"  [{'; '.join(step.notes)}]" if step.notes else ""
+            print(f"Week {week:>2} ({step.starts.isoformat()}): {step.describe()}  = {step.total_ome:.1f} mg/day{note}")
+        for note in plan.notes:
+            print(f"Note: {note}")
+        print(f"Original {plan.original_ome:.1f} mg/day OME; stop after about {plan.duration_days // 7} weeks.")
+    return 0
+
+
 def check_rules(args: argparse.Namespace) -> int:
     """Check every rule file; print each problem with its file and line; exit 1 when there is any."""
     from .pipeline import DEFAULT_RULES
@@ -173,6 +217,13 @@ def main(argv: list[str] | None = None) -> int:
         help="a practice settings file layered over settings.yaml",
     )
     check_cmd.set_defaults(handler=check_rules)
+    taper_cmd = commands.add_parser("taper", help="a taper plan for the opioids in a request, Bundle or order")
+    taper_cmd.add_argument("file", help="a JSON file, or - for standard input")
+    taper_cmd.add_argument("--strategy", default="mr-first", choices=["mr-first", "prn-first", "consolidate"])
+    taper_cmd.add_argument("--pace", default="standard", choices=["standard", "slow"])
+    taper_cmd.add_argument("--start", help="first day (YYYY-MM-DD; default today)")
+    taper_cmd.add_argument("--format", default="table", choices=["table", "json", "html"])
+    taper_cmd.set_defaults(handler=taper)
     args = parser.parse_args(argv)
     _configure_logging()
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from .hooks import HookRequest
 from .knowledge.model import Knowledge
 from .ome import OmeResult, compute_ome
 from .rules import RuleSet, load_rules
+from .taper import Regimen, TaperError, TaperPlan, plan_taper, regimens_from_ome
+from .taper_cards import slow_reasons
 
 log = logging.getLogger(__name__)
 RELEVANT_CLASSES = frozenset({"opioid", "gabapentinoid", "benzodiazepine", "z-drug"})
@@ -71,11 +73,24 @@ class Assessor:
     ) -> Assessor:
         return cls(knowledge, load_rules(rules_dir or DEFAULT_RULES, settings_file), profile)
 
+    def taper(self, ome: OmeResult, facts: RequestFacts, today: date) -> tuple[TaperPlan, list[Regimen]] | None:
+        """The suggested taper (mr-first; slow when the facts say so), or None when no plan can be made."""
+        regimens, _problems = regimens_from_ome(ome, self.knowledge)
+        reasons = slow_reasons(facts.summary, facts.risk_factors)
+        try:
+            plan = plan_taper(regimens, _taper_start(today), "mr-first", "slow" if reasons else "standard")
+        except TaperError:
+            return None
+        plan.slow_reasons = reasons
+        return plan, regimens
+
     def ome(self, record: PatientRecord, drafts: bool = True) -> OmeResult:
         orders = [(o.resource, o.origin) for o in record.orders if drafts or o.origin != "draft"]
         return compute_ome(orders, record.medications, self.knowledge, self.profile)
 
-    def assess(self, hook: str, record: PatientRecord, today: date, source_url: str | None = None) -> Evaluation:
+    def assess(
+        self, hook: str, record: PatientRecord, today: date, source_url: str | None = None, base_url: str | None = None
+    ) -> Evaluation:
         ome = self.ome(record)
         relevant = {i for i, o in enumerate(ome.orders) if o.product is None or o.product.classes & RELEVANT_CLASSES}
         validate_orders(record, relevant)
@@ -83,13 +98,24 @@ class Assessor:
         try:
             facts = build_facts(hook, record, ome, before, self.codes, self.settings, today)
             firings = self.engine.evaluate([facts.summary, *facts.orders])
-            context = CardContext(record.patient_id, self.review_code, self.profile, source_url)
+            context = CardContext(
+                record.patient_id,
+                self.review_code,
+                self.profile,
+                source_url,
+                lambda: self.taper(ome, facts, today),
+                base_url,
+            )
             cards = render_cards(firings, facts, ome, self.rule_set, context)
         except EngineError as exc:
             log.error("could not assess: %s", exc)
             return Evaluation({"cards": [could_not_assess_card(str(exc))]}, record, ome, None, [], str(exc))
         fired = sorted({c["source"]["topic"]["code"] for c in cards})
         return Evaluation({"cards": cards}, record, ome, facts, fired)
+
+
+def _taper_start(today: date) -> date:
+    return today + timedelta(days=7)
 
 
 def evaluate(
@@ -100,4 +126,5 @@ def evaluate(
     source_url: str | None = None,
 ) -> Evaluation:
     """The response body ``{"cards": [...]}`` with what it was built from."""
-    return assessor.assess(request.hook, build_record(request, prefetch), today, source_url)
+    base_url = source_url.removesuffix("/about") if source_url else None
+    return assessor.assess(request.hook, build_record(request, prefetch), today, source_url, base_url)

@@ -400,6 +400,7 @@ def _step(
                 units,
                 regimen.daily_ome(dose, per_day),
                 regimen.is_patch,
+                "patch" if regimen.is_patch else regimen.product.presentation or "unit",
             )
         )
     return TaperStep(number, starts, doses, total, target, notes)
@@ -441,3 +442,49 @@ def _consolidate(regimens, current, original, knowledge):
         f"(all opioids at or under the same oral morphine equivalent; check the conversion clinically)"
     )
     return [merged], {main.order_id: (dose, per_day)}, {main.order_id: merged}, [main.order_id], note
+
+
+# --- plans from a link, and the link from a plan --------------------------------------------------------------------
+def link_params(regimens: list[Regimen], strategy: str, pace: str, start: date) -> list[tuple[str, str]]:
+    """Query parameters that rebuild the plan: product codes and doses only, never a patient identifier."""
+    params = [("o", f"{r.product.code}:{_fmt(r.dose)}:{_fmt(r.per_day)}:{int(r.prn)}") for r in regimens]
+    return [*params, ("strategy", strategy), ("pace", pace), ("start", start.isoformat())]
+
+
+def regimens_from_params(values: list[str], knowledge: Knowledge, profile: str = "uk") -> list[Regimen]:
+    """Regimens from ``o`` parameters ("<dm+d code>:<dose>:<per day>:<prn 0|1>"); TaperError names a bad one."""
+    regimens = []
+    for index, value in enumerate(values):
+        parts = value.split(":")
+        if len(parts) != 4:
+            raise TaperError(f"o[{index}] must be code:dose:per_day:prn")
+        code, dose_text, per_day_text, prn_text = parts
+        product = knowledge.products.get(("https://dmd.nhs.uk", code))
+        if product is None or not product.is_opioid:
+            raise TaperError(f"o[{index}]: {code!r} is not an opioid product we know")
+        try:
+            dose, per_day = Decimal(dose_text), Decimal(per_day_text)
+        except ArithmeticError:
+            raise TaperError(f"o[{index}]: dose and per_day must be numbers") from None
+        if not (dose.is_finite() and per_day.is_finite()) or not (0 < dose <= 10000 and 0 < per_day <= 24):
+            raise TaperError(f"o[{index}]: dose or per_day out of range")
+        factor = knowledge.profiles[profile].factor(product.ingredient, product.route or "oral", product.presentation)
+        strengths = family_strengths(product, knowledge)
+        if factor is None or not strengths:
+            raise TaperError(f"o[{index}]: no factor or strengths for {product.name}")
+        max_units = 2 if product.other_ingredients else MAX_UNITS_PER_DOSE
+        regimens.append(
+            Regimen(
+                f"o{index}",
+                product.name,
+                product,
+                family_name(product),
+                strengths,
+                per_day,
+                dose,
+                prn_text == "1",
+                factor.value,
+                max_units,
+            )
+        )
+    return regimens

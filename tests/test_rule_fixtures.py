@@ -12,6 +12,7 @@ import json
 import pytest
 import requests
 import yaml
+from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
@@ -30,7 +31,7 @@ CASES = [
     for path in sorted(FIXTURES.glob("*/*/expected.yaml"))
     for name, expected in yaml.safe_load(path.read_text()).items()
 ]
-MODELS = {"MedicationRequest": MedicationRequest, "ServiceRequest": ServiceRequest}
+MODELS = {"MedicationRequest": MedicationRequest, "ServiceRequest": ServiceRequest, "CarePlan": CarePlan}
 
 
 @pytest.fixture(scope="module")
