@@ -148,8 +148,12 @@ def test_remove_from_repeat_stops_the_authorisation(assessor):
 
 def test_review_and_referral_suggestions_are_valid_service_requests(assessor):
     card = _cards(assessor, _fixture("dose/very-high-ome", "fires-540.json"))["dose/very-high-ome"]
-    requests = [a["resource"] for s in card["suggestions"] for a in s["actions"]
-                if a["resource"]["resourceType"] == "ServiceRequest"]
+    requests = [
+        a["resource"]
+        for s in card["suggestions"]
+        for a in s["actions"]
+        if a["resource"]["resourceType"] == "ServiceRequest"
+    ]
     assert [r["code"].get("text") for r in requests] == [
         "Referral to specialist pain service",
         "Opioid medication review",
