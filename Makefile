@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test bench lint format clean
+.PHONY: run test bench lint format clean browser
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] < (3, 13) else "opioid-cds needs Python 3.11 or 3.12 (durable-rules does not build on 3.13)")'
@@ -24,7 +24,11 @@ run: $(VENV)/.installed
 	@mkdir -p var
 	OPIOID_CDS_AUTH=$${OPIOID_CDS_AUTH:-off} $(BIN)/opioid-cds serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.installed-test
+# Headless Chromium (Debian's package) for the tests that render pages.
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(VENV)/.installed-test browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

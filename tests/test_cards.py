@@ -174,3 +174,39 @@ def test_cards_come_most_urgent_first(assessor):
     indicators = [c["indicator"] for c in evaluation.body["cards"]]
     assert indicators == sorted(indicators, key=["critical", "warning", "info"].index)
     assert indicators[0] == "critical"
+
+
+def test_high_ome_card_suggests_a_taper_with_a_care_plan(assessor):
+    from fhir.resources.R4B.careplan import CarePlan
+
+    evaluation = assessor.assess(
+        "order-sign",
+        record_from_document(_fixture("dose/high-ome", "fires-180.json")),
+        TODAY,
+        base_url="https://cds.example.nhs.uk",
+    )
+    card = next(c for c in evaluation.body["cards"] if c["source"]["topic"]["code"] == "dose/high-ome")
+    taper = card["suggestions"][0]
+    assert taper["label"].startswith("Start a taper (step 1: morphine modified-release tablets 50 mg three times")
+    assert taper["isRecommended"] is True
+    update, create = taper["actions"]
+    assert update["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 50.0
+    MedicationRequest.model_validate(update["resource"])
+    plan = CarePlan.model_validate(create["resource"])
+    assert plan.activity and plan.activity[-1].detail.description.endswith("stop")
+    assert "**Suggested taper** (mr-first, standard pace" in card["detail"]
+    assert card["links"][0]["url"].startswith("https://cds.example.nhs.uk/taper?o=36127711000001103%3A60%3A3%3A0")
+
+
+def test_copd_or_long_use_gives_the_slow_plan_and_says_why(assessor):
+    body = _fixture("dose/high-ome", "fires-180.json")
+    body["prefetch"]["conditions"]["entry"].append(_condition("13645005", "Chronic obstructive lung disease"))
+    detail = _cards(assessor, body)["dose/high-ome"]["detail"]
+    assert "(mr-first, slow pace" in detail and "Slower pace because: COPD (cardio-respiratory disease)." in detail
+
+
+def test_no_taper_suggestion_when_dependence_is_coded(assessor):
+    body = _fixture("dose/high-ome", "fires-180.json")
+    body["prefetch"]["conditions"]["entry"].append(_condition("5602001", "Opioid abuse"))
+    card = _cards(assessor, body)["dose/high-ome"]
+    assert not any(s["label"].startswith("Start a taper") for s in card.get("suggestions", []))

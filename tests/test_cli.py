@@ -75,3 +75,20 @@ def test_ome_bad_input_is_a_clear_error():
     result = _run("ome", "-", stdin="not json")
     assert result.returncode == 2 and "cannot read" in result.stderr
     assert _run("ome", "-", "--profile", "nope", stdin="{}").returncode == 2
+
+
+def test_taper_json_and_table():
+    path = str(FIXTURES / "dose/high-ome/fires-180.json")
+    result = _run("taper", path, "--start", "2026-12-01", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["original_ome_mg_per_day"] == 180.0 and plan["steps"][-1]["total_ome_mg_per_day"] == 0
+    table = _run("taper", path, "--start", "2026-12-01", "--pace", "slow")
+    assert table.stdout.startswith("Week  1 (2026-12-01): morphine modified-release tablets 60 mg three times a day")
+    html = _run("taper", path, "--start", "2026-12-01", "--format", "html")
+    assert "<svg" in html.stdout
+
+
+def test_taper_with_nothing_to_taper_says_so():
+    result = _run("taper", str(FIXTURES / "co-prescribing/opioid-benzodiazepine/silent-no-opioid.json"))
+    assert result.returncode == 1 and "no current opioid" in result.stderr
