@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,7 @@ class Assessor:
         regimens, _problems = regimens_from_ome(ome, self.knowledge)
         reasons = slow_reasons(facts.summary, facts.risk_factors)
         try:
-            plan = plan_taper(regimens, _taper_start(today), "mr-first", "slow" if reasons else "standard")
+            plan = plan_taper(regimens, today, "mr-first", "slow" if reasons else "standard")
         except TaperError:
             return None
         plan.slow_reasons = reasons
@@ -112,10 +112,6 @@ class Assessor:
             return Evaluation({"cards": [could_not_assess_card(str(exc))]}, record, ome, None, [], str(exc))
         fired = sorted({c["source"]["topic"]["code"] for c in cards})
         return Evaluation({"cards": cards}, record, ome, facts, fired)
-
-
-def _taper_start(today: date) -> date:
-    return today + timedelta(days=7)
 
 
 def evaluate(

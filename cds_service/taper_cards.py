@@ -55,7 +55,10 @@ def taper_suggestion(plan: TaperPlan, orders: dict[str, Any], patient_id: str) -
             resource["statusReason"] = {"text": "Stopped: step 1 of an agreed opioid taper"}
         else:
             timing = {"repeat": {"frequency": int(dose.per_day), "period": 1, "periodUnit": "d"}}
-            instruction: dict[str, Any] = {"text": f"Taper step 1: {dose.describe()}", "timing": timing}
+            instruction: dict[str, Any] = {
+                "text": f"Taper step 1, from {step.starts.strftime('%d %b %Y')}: {dose.describe()}",
+                "timing": timing,
+            }
             if dose.is_patch:
                 instruction["doseAndRate"] = [
                     {
