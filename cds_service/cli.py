@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,57 @@ def taper(args: argparse.Namespace) -> int:
     return 0
 
 
+def evaluate(args: argparse.Namespace) -> int:
+    """Evaluate every patient in request files, Bundles or Bulk Data NDJSON exports; one record per patient."""
+    import tempfile
+
+    from .batch import Options, Progress, dask_executor, local_executor, plan_tasks, run
+    from .report import write_csv, write_report
+
+    key = None
+    if args.pseudonymise:
+        try:
+            key = Path(args.pseudonymise).read_bytes().strip()
+        except OSError as exc:
+            print(f"opioid-cds evaluate: cannot read the key file: {exc}", file=sys.stderr)
+            return 2
+        if len(key) < 16:
+            print("opioid-cds evaluate: the key file must hold at least 16 bytes", file=sys.stderr)
+            return 2
+    paths = [Path(p) for p in args.paths]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        print(f"opioid-cds evaluate: no such input: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    options = Options(args.profile, args.settings, None, args.today, key)
+    out_dir = Path(args.out)
+    out = out_dir / "records.jsonl"
+    with tempfile.TemporaryDirectory(prefix="opioid-cds-") as work:
+        tasks = plan_tasks(paths, Path(work))
+        if args.dask or args.dask_local:
+            executor = dask_executor(None if args.dask_local else args.dask)
+        else:
+            executor = local_executor(args.workers or os.cpu_count() or 1)
+        started = time.monotonic()
+        written, errors = run(tasks, options, out, executor, resume=args.resume, progress=Progress(len(tasks)))
+        elapsed = time.monotonic() - started
+    total = sum(1 for _ in out.open("rb"))
+    if args.format == "csv":
+        write_csv(out, out_dir / "records.csv")
+    if args.report:
+        write_report(out, Path(args.report), options.profile)
+    print(f"{written} patients evaluated now, {total} records in {out} ({errors} with errors) in {elapsed:.1f} s")
+    return 1 if args.fail_on_error and errors else 0
+
+
+def synth(args: argparse.Namespace) -> int:
+    from .synth import synthesise
+
+    counts = synthesise(args.patients, args.seed, Path(args.outdir))
+    print(", ".join(f"{n} {t}" for t, n in counts.items()) + f" in {args.outdir}")
+    return 0
+
+
 def check_rules(args: argparse.Namespace) -> int:
     """Check every rule file; print each problem with its file and line; exit 1 when there is any."""
     from .pipeline import DEFAULT_RULES
@@ -224,6 +276,27 @@ def main(argv: list[str] | None = None) -> int:
     taper_cmd.add_argument("--start", help="first day (YYYY-MM-DD; default today)")
     taper_cmd.add_argument("--format", default="table", choices=["table", "json", "html"])
     taper_cmd.set_defaults(handler=taper)
+    eval_cmd = commands.add_parser("evaluate", help="evaluate every patient of files, Bundles or Bulk Data exports")
+    eval_cmd.add_argument("paths", nargs="+", help="request/Bundle JSON files, NDJSON files or export folders")
+    eval_cmd.add_argument("--out", default="evaluation", help="output folder (records.jsonl)")
+    eval_cmd.add_argument("--format", default="jsonl", choices=["jsonl", "csv"])
+    eval_cmd.add_argument("--workers", type=int, help="worker processes (default: every core)")
+    where = eval_cmd.add_mutually_exclusive_group()
+    where.add_argument("--dask", metavar="ADDRESS", help="a Dask distributed scheduler address")
+    where.add_argument("--dask-local", action="store_true", help="start a Dask LocalCluster here")
+    eval_cmd.add_argument("--profile", default=os.environ.get("OPIOID_CDS_PROFILE", "uk"))
+    eval_cmd.add_argument("--settings", default=os.environ.get("OPIOID_CDS_SETTINGS"))
+    eval_cmd.add_argument("--today", help="evaluation date YYYY-MM-DD (default today)")
+    eval_cmd.add_argument("--pseudonymise", metavar="KEYFILE", help="replace patient ids by a keyed pseudonym")
+    eval_cmd.add_argument("--resume", action="store_true", help="skip patients already in the output")
+    eval_cmd.add_argument("--report", metavar="HTML", help="write a self-contained HTML report")
+    eval_cmd.add_argument("--fail-on-error", action="store_true", help="exit 1 when any patient has an error")
+    eval_cmd.set_defaults(handler=evaluate)
+    synth_cmd = commands.add_parser("synth", help="write a synthetic Bulk Data export")
+    synth_cmd.add_argument("outdir")
+    synth_cmd.add_argument("--patients", type=int, default=1000)
+    synth_cmd.add_argument("--seed", type=int, default=1)
+    synth_cmd.set_defaults(handler=synth)
     args = parser.parse_args(argv)
     _configure_logging()
     try:
