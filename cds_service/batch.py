@@ -270,9 +270,33 @@ def run_task(task: Task, options: Options) -> list[dict[str, Any]]:
 
 
 # --- the run ----------------------------------------------------------------------------------------------------------
+def _drop_cut_line(out: Path) -> None:
+    """An interrupted run may leave a half-written last line: cut it off before appending."""
+    with out.open("rb+") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        if size == 0:
+            return
+        handle.seek(max(0, size - 1))
+        if handle.read(1) == b"\n":
+            return
+        position = size
+        while position > 0:
+            step = min(65536, position)
+            handle.seek(position - step)
+            chunk = handle.read(step)
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                handle.truncate(position - step + newline + 1)
+                return
+            position -= step
+        handle.truncate(0)
+
+
 def _written(out: Path) -> set[tuple[str, str]]:
     done: set[tuple[str, str]] = set()
     if out.exists():
+        _drop_cut_line(out)
         with out.open("rb") as handle:
             for line in handle:
                 try:
