@@ -14,6 +14,7 @@ the guidance exactly (a reduction larger than one step because no smaller unit e
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -170,6 +171,7 @@ def _units_text(units: tuple[tuple[Decimal, int], ...], noun: str, patch: bool) 
     return " + ".join(parts)
 
 
+@functools.lru_cache(maxsize=4096)
 def achievable(
     strengths: tuple[Decimal, ...], max_units: int, prefer: Decimal | None = None
 ) -> dict[Decimal, tuple[tuple[Decimal, int], ...]]:
@@ -186,22 +188,28 @@ def achievable(
     return {total: units for total, (_, units) in best.items()}
 
 
+def _family_key(product: Product) -> tuple[Any, ...]:
+    return (
+        product.ingredient,
+        product.route,
+        product.release,
+        product.presentation,
+        product.other_ingredients,
+        product.per_unit,
+    )
+
+
 def family_strengths(product: Product, knowledge: Knowledge) -> tuple[Decimal, ...]:
     """Strengths that exist for the product's family (same ingredient, route, release, form, other ingredients)."""
-    found = set()
-    for other in knowledge.products.values():
-        if (
-            other.status == "ok"
-            and other.ingredient == product.ingredient
-            and other.route == product.route
-            and other.release == product.release
-            and other.presentation == product.presentation
-            and other.other_ingredients == product.other_ingredients
-            and other.per_unit == product.per_unit
-        ):
+    index = knowledge.__dict__.get("_taper_families")
+    if index is None:  # built once per knowledge base
+        index = {}
+        for other in knowledge.products.values():
             value = other.patch_mcg_per_hour if other.is_patch else other.strength_mg
-            if value:
-                found.add(value)
+            if other.status == "ok" and value:
+                index.setdefault(_family_key(other), set()).add(value)
+        knowledge.__dict__["_taper_families"] = index
+    found = set(index.get(_family_key(product), set()))
     own = product.patch_mcg_per_hour if product.is_patch else product.strength_mg
     if own:
         found.add(own)
