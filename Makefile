@@ -37,6 +37,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/ome.py
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/batch.py
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
