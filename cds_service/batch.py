@@ -202,20 +202,25 @@ def evaluate_document(
             }
         )
     except Exception as exc:  # one patient's broken data must not stop the run
-        record.update(
-            {
-                "total_ome_mg_per_day": None,
-                "total_ome_mg_per_day_min": None,
-                "ome_complete": False,
-                "rules": [],
-                "cards": [],
-                "classes": [],
-                "data_quality": [],
-                "not_counted": [],
-                "error": f"{type(exc).__name__}: {exc}"[:500],
-            }
-        )
+        return error_record(key, source, f"{type(exc).__name__}: {exc}")
     return record
+
+
+def error_record(patient: str, source: str, error: str) -> dict[str, Any]:
+    """The record of a patient (or file) that could not be evaluated."""
+    return {
+        "patient": patient,
+        "source": source,
+        "total_ome_mg_per_day": None,
+        "total_ome_mg_per_day_min": None,
+        "ome_complete": False,
+        "rules": [],
+        "cards": [],
+        "classes": [],
+        "data_quality": [],
+        "not_counted": [],
+        "error": error[:500],
+    }
 
 
 _CENT = Decimal("0.01")
@@ -229,21 +234,8 @@ def run_task(task: Task, options: Options) -> list[dict[str, Any]]:
         try:
             document = _loads(Path(task.path).read_bytes())
         except (OSError, ValueError) as exc:
-            return [
-                {
-                    "patient": pseudonym(options.pseudonym_key, f"file:{task.path}"),
-                    "source": task.path,
-                    "total_ome_mg_per_day": None,
-                    "total_ome_mg_per_day_min": None,
-                    "ome_complete": False,
-                    "rules": [],
-                    "cards": [],
-                    "classes": [],
-                    "data_quality": [],
-                    "not_counted": [],
-                    "error": f"cannot read: {type(exc).__name__}",
-                }
-            ]
+            patient = pseudonym(options.pseudonym_key, f"file:{task.path}")
+            return [error_record(patient, task.path, f"cannot read: {type(exc).__name__}")]
         if not isinstance(document, dict):
             document = {}
         for patient, hook, part in _document_patients(document, task.path):
