@@ -16,7 +16,7 @@ from typing import Any
 
 from .engine import Firing
 from .facts import RequestFacts
-from .rules import Rule, RuleSet
+from .rules import PLACEHOLDER, Rule, RuleSet
 from .taper_cards import detail_lines, taper_link, taper_suggestion
 
 RULE_SYSTEM = "urn:opioid-cds:rule"
@@ -37,7 +37,6 @@ DEPENDENCE = (
     "Opioid dependence is coded: refer to local drug and alcohol services for opioid substitution "
     "treatment rather than tapering in primary care."
 )
-_PLACEHOLDER = re.compile(r"\{([a-z_.]+)\}")
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ def _fill(template: str, values: dict[str, str], settings: dict[str, Any]) -> st
             return str(settings[name.removeprefix("settings.")])
         return values.get(name, "")
 
-    return " ".join(_PLACEHOLDER.sub(replace, template).split())
+    return " ".join(PLACEHOLDER.sub(replace, template).split())
 
 
 def _number(value: Any) -> str:

@@ -7,13 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from .errors import BadRequest, Issue
+from .hooks import is_text
 from .jsonbody import ROOT
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-
-
-def _is_text(value: Any) -> bool:
-    return isinstance(value, str) and value.strip() != ""
 
 
 def _is_datetime(value: Any) -> bool:
@@ -31,7 +28,7 @@ def _check_coding(value: Any, path: str, issues: list[Issue]) -> None:
         issues.append(Issue("Must be a Coding object.", path))
         return
     for name in ("code", "system"):
-        if not _is_text(value.get(name)):
+        if not is_text(value.get(name)):
             issues.append(Issue(f"A reason Coding needs {name}.", f"{path}.{name}", "required"))
 
 
@@ -39,7 +36,7 @@ def _check_item(item: Any, path: str, issues: list[Issue]) -> None:
     if not isinstance(item, dict):
         issues.append(Issue("A feedback item must be an object.", path))
         return
-    if not _is_text(item.get("card")):
+    if not is_text(item.get("card")):
         issues.append(Issue("card (the card's uuid) is required.", f"{path}.card", "required"))
     elif not _UUID.match(item["card"]):
         issues.append(Issue("card must be the uuid of a card this service returned.", f"{path}.card"))
@@ -72,7 +69,7 @@ def _check_item(item: Any, path: str, issues: list[Issue]) -> None:
             )
         else:
             for i, suggestion in enumerate(accepted):
-                if not isinstance(suggestion, dict) or not _is_text(suggestion.get("id")):
+                if not isinstance(suggestion, dict) or not is_text(suggestion.get("id")):
                     issues.append(
                         Issue(
                             "An accepted suggestion needs its id.",

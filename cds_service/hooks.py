@@ -46,7 +46,8 @@ class HookRequest:
         return self.context["patientId"]
 
 
-def _is_text(value: Any) -> bool:
+def is_text(value: Any) -> bool:
+    """A string with something other than white space in it."""
     return isinstance(value, str) and value.strip() != ""
 
 
@@ -54,7 +55,7 @@ def _check_resource(value: Any, path: str, issues: list[Issue]) -> bool:
     if not isinstance(value, dict):
         issues.append(Issue("Must be a FHIR resource (a JSON object).", path))
         return False
-    if not _is_text(value.get("resourceType")):
+    if not is_text(value.get("resourceType")):
         issues.append(Issue("A FHIR resource needs a resourceType.", f"{path}.resourceType", "required"))
         return False
     return True
@@ -120,14 +121,14 @@ def _check_context_field(spec: ContextField, context: dict[str, Any], issues: li
         return
     value = context[spec.name]
     if spec.kind == "string":
-        if not _is_text(value):
+        if not is_text(value):
             issues.append(Issue("Must be a non-empty string.", path))
     elif spec.kind == "string-array":
         if not isinstance(value, list) or not value:
             issues.append(Issue("Must be a non-empty array of strings.", path))
         else:
             for i, item in enumerate(value):
-                if not _is_text(item):
+                if not is_text(item):
                     issues.append(Issue("Must be a non-empty string.", f"{path}[{i}]"))
     elif spec.kind == "bundle":
         check_bundle(value, path, issues)
@@ -150,7 +151,7 @@ def _check_selections(context: dict[str, Any], issues: list[Issue]) -> None:
         if isinstance(r, dict) and r.get("id")
     }
     for i, selection in enumerate(selections):
-        if _is_text(selection) and selection not in present:
+        if is_text(selection) and selection not in present:
             issues.append(
                 Issue(
                     f"Selection {selection!r} is not a resource in context.draftOrders.",
@@ -187,11 +188,11 @@ def _check_authorization(body: dict[str, Any], issues: list[Issue]) -> FhirAutho
         issues.append(Issue("fhirAuthorization must be an object.", "fhirAuthorization"))
         return None
     for name in ("access_token", "token_type"):
-        if not _is_text(auth.get(name)):
+        if not is_text(auth.get(name)):
             issues.append(Issue(f"fhirAuthorization.{name} is required.", f"fhirAuthorization.{name}", "required"))
-    if _is_text(auth.get("token_type")) and auth["token_type"].lower() != "bearer":
+    if is_text(auth.get("token_type")) and auth["token_type"].lower() != "bearer":
         issues.append(Issue("fhirAuthorization.token_type must be Bearer.", "fhirAuthorization.token_type"))
-    if not _is_text(body.get("fhirServer")):
+    if not is_text(body.get("fhirServer")):
         issues.append(Issue("fhirServer is required with fhirAuthorization.", "fhirServer", "required"))
     expires = auth.get("expires_in")
     if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int)):
@@ -213,11 +214,11 @@ def parse_hook_request(service: ServiceDefinition, body: Any) -> HookRequest:
         raise BadRequest("A CDS Hooks request must be a JSON object.", ROOT)
     issues: list[Issue] = []
     hook = body.get("hook")
-    if not _is_text(hook):
+    if not is_text(hook):
         issues.append(Issue("hook is required.", "hook", "required"))
     elif hook != service.hook:
         issues.append(Issue(f"Service {service.id} answers the {service.hook} hook, not {hook}.", "hook"))
-    if not _is_text(body.get("hookInstance")):
+    if not is_text(body.get("hookInstance")):
         issues.append(Issue("hookInstance is required.", "hookInstance", "required"))
     fhir_server = body.get("fhirServer")
     if fhir_server is not None and not (

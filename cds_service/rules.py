@@ -49,7 +49,7 @@ PLACEHOLDER_WIDTH = {
     "duplicate_ingredient": 20,
     "sedative_drugs": 30,
 }
-_PLACEHOLDER = re.compile(r"\{([a-z_.]+)\}")
+PLACEHOLDER = re.compile(r"\{([a-z_.]+)\}")  # a card template placeholder: {name} or {settings.name}
 
 
 class RuleSetError(Exception):
@@ -230,7 +230,7 @@ def _check_template(text: Any, where: str, line: Any, settings: Mapping[str, Set
     if not isinstance(text, str) or not text.strip():
         problems.append(f"{where}:{line}: must be non-empty text")
         return
-    for name in _PLACEHOLDER.findall(text):
+    for name in PLACEHOLDER.findall(text):
         if name.startswith("settings."):
             if name.removeprefix("settings.") not in settings:
                 problems.append(f"{where}:{line}: unknown setting {name!r} in the text")
@@ -248,7 +248,7 @@ def longest_summary(summary: str, settings: Mapping[str, Setting]) -> int:
             return "x" * len(str(setting.value) if setting else "")
         return "x" * PLACEHOLDER_WIDTH.get(name, 0)
 
-    return len(_PLACEHOLDER.sub(width, summary))
+    return len(PLACEHOLDER.sub(width, summary))
 
 
 def _check_rule(
