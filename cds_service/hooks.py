@@ -43,7 +43,8 @@ class HookRequest:
 
     @property
     def patient_id(self) -> str:
-        return self.context["patientId"]
+        """The patient's resource id (a "Patient/123" reference, as some clients send, is read as "123")."""
+        return str(self.context["patientId"]).removeprefix("Patient/")
 
 
 def is_text(value: Any) -> bool:

@@ -210,3 +210,17 @@ def test_no_taper_suggestion_when_dependence_is_coded(assessor):
     body["prefetch"]["conditions"]["entry"].append(_condition("5602001", "Opioid abuse"))
     card = _cards(assessor, body)["dose/high-ome"]
     assert not any(s["label"].startswith("Start a taper") for s in card.get("suggestions", []))
+
+
+def test_a_patient_id_sent_as_a_reference_gives_well_formed_subjects(client):
+    body = _fixture("dose/very-high-ome", "fires-540.json")
+    body["context"]["patientId"] = "Patient/pat-fx"
+    cards = client.post("/cds-services/opioid-order-sign", json=body).get_json()["cards"]
+    subjects = {
+        a["resource"]["subject"]["reference"]
+        for c in cards
+        for s in c.get("suggestions", [])
+        for a in s["actions"]
+        if "subject" in a["resource"]
+    }
+    assert subjects == {"Patient/pat-fx"}
