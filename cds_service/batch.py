@@ -125,7 +125,7 @@ def partition(files: list[Path], workdir: Path) -> list[Task]:
     ]
 
 
-def _document_patients(document: dict[str, Any], source: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+def _document_patients(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """(patient id, hook, document for record_from_document) for each patient in a JSON file."""
     if isinstance(document.get("context"), dict):
         patient = str(document["context"].get("patientId") or "").removeprefix("Patient/")
@@ -238,7 +238,7 @@ def run_task(task: Task, options: Options) -> list[dict[str, Any]]:
             return [error_record(patient, task.path, f"cannot read: {type(exc).__name__}")]
         if not isinstance(document, dict):
             document = {}
-        for patient, hook, part in _document_patients(document, task.path):
+        for patient, hook, part in _document_patients(document):
             if patient not in task.skip:
                 records.append(evaluate_document(patient, hook, part, task.path, options))
         return records

@@ -19,7 +19,7 @@ from typing import Any
 from .dosage import DosageError, daily_dosage
 from .knowledge.identify import Identified, identify
 from .knowledge.model import Knowledge, Product
-from .knowledge.names import _classify_form
+from .knowledge.names import classify_form
 
 HISTORY_STATUSES = frozenset({"completed", "stopped", "cancelled", "entered-in-error"})
 AUTHORISATION_INTENTS = frozenset({"plan", "original-order"})
@@ -54,6 +54,7 @@ class OrderOme:
     dose_basis: str | None = None
     prn: bool = False  # some dose line is as needed
     regular: bool = False  # some dose line is regular
+    lines: list[Any] = field(default_factory=list)  # the dose lines read (dosage.DoseLine)
 
     @property
     def product(self) -> Product | None:
@@ -232,7 +233,7 @@ def _route(product: Product, resource: dict[str, Any], order: OrderOme) -> str:
                 [str(route.get("text") or "")]
                 + [str(c.get("display") or "") for c in route.get("coding") or [] if isinstance(c, dict)]
             )
-            found, _ = _classify_form(words)
+            found, _ = classify_form(words)
             if found:
                 return found
     order.flags.append("route not stated: oral assumed")
@@ -255,6 +256,7 @@ def _quantify(order: OrderOme, resource: dict[str, Any], knowledge: Knowledge, p
         return
     order.dose_basis = dosage.basis
     order.flags += dosage.notes
+    order.lines = dosage.lines
     order.prn = any(line.prn for line in dosage.lines)
     order.regular = any(not line.prn for line in dosage.lines)
     route = _route(product, resource, order)

@@ -267,10 +267,8 @@ def regimens_from_ome(ome: Any, knowledge: Knowledge) -> tuple[list[Regimen], li
 
 
 def _dose_units(order: Any) -> Decimal | None:
-    """Units (tablets, patches) in one administration, from the order's dosage."""
-    from .dosage import daily_dosage
-
-    lines = daily_dosage(order.resource).lines
+    """Units (tablets, patches) in one administration, from the dose lines the OME was computed from."""
+    lines = order.lines
     if len(lines) != 1:
         return None
     line = lines[0]
@@ -298,11 +296,10 @@ def plan_taper(
         raise TaperError("no current opioid with a known dose to taper")
     phases = dict(PACES[pace])
     if interval_days is not None:
-        low, high = (7, 14) if pace == "standard" else (14, 14)
         if not 7 <= interval_days <= 14:
             raise TaperError("the first-phase step interval must be 7 to 14 days (every 1-2 weeks)")
-        phases["first"] = (phases["first"][0], max(interval_days, low if pace == "slow" else interval_days))
-        del high
+        if pace == "standard":  # the slow pace already uses the slow end (14 days)
+            phases["first"] = (phases["first"][0], interval_days)
     notes: list[str] = []
     current = {r.order_id: (r.dose, r.per_day) for r in regimens}
     by_id = {r.order_id: r for r in regimens}

@@ -13,7 +13,7 @@ from typing import Any
 
 from .classify import product_from_parsed
 from .model import Knowledge, Product, normalise_name
-from .names import MASS_TO_MG, ParsedName, ParsedStrength, _classify_form, parse_name
+from .names import MASS_TO_MG, ParsedComponent, ParsedName, ParsedStrength, classify_form, parse_name
 
 DMD = "https://dmd.nhs.uk"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -138,9 +138,7 @@ def by_ingredients(medication: dict[str, Any], knowledge: Knowledge) -> Product 
         return None
     form = medication.get("form") or {}
     form_text = " ".join(_texts(form, None))
-    route, presentation = _classify_form(form_text) if form_text else (None, None)
-    from .names import ParsedComponent
-
+    route, presentation = classify_form(form_text) if form_text else (None, None)
     parsed = ParsedName(
         text=" / ".join(w for w, _ in parts),
         components=tuple(ParsedComponent(w, (s,)) for w, s in parts),

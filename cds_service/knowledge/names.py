@@ -174,7 +174,7 @@ def parse_strength(match: re.Match[str]) -> ParsedStrength:
     )
 
 
-def _classify_form(text: str) -> tuple[str | None, str | None]:
+def classify_form(text: str) -> tuple[str | None, str | None]:
     lowered = text.lower()
     route = next((r for pattern, r in _ROUTES if re.search(pattern, lowered)), None)
     presentation = next((p for pattern, p in _PRESENTATION if re.search(pattern, lowered)), None)
@@ -227,9 +227,9 @@ def parse_name(text: str) -> ParsedName | None:
                 end = matches[i + 1].start()
                 break
     form = working[start:end].strip(" ,/").strip()
-    route, presentation = _classify_form(form or original)
+    route, presentation = classify_form(form or original)
     if route is None and presentation is None:
-        route, presentation = _classify_form(original)
+        route, presentation = classify_form(original)
     if route is None and any(s.per_unit == "hour" for c in components for s in c.strengths):
         route, presentation = "transdermal", "patch"  # "fentanyl 0.025 MG/HR": only patches are dosed per hour
     if (
