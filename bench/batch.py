@@ -16,8 +16,8 @@ from pathlib import Path
 
 import orjson
 
-from cds_service.batch import Options, local_executor, plan_tasks, run
-from cds_service.synth import synthesise
+from cds_service.batch.run import Options, local_executor, plan_tasks, run
+from cds_service.batch.synth import synthesise
 
 
 def main() -> None:

@@ -15,9 +15,9 @@ import statistics
 import time
 from datetime import date
 
-from cds_service.fhir_input import record_from_document
-from cds_service.knowledge.loader import load_knowledge
-from cds_service.pipeline import Assessor
+from cds_service.assess import Assessor
+from cds_service.clinical.knowledge.loader import load_knowledge
+from cds_service.clinical.record import record_from_document
 
 PRODUCTS = [
     ("36127711000001103", "ONE tablet TWICE a day"),  # morphine 60 MR

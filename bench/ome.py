@@ -15,8 +15,8 @@ import statistics
 import time
 import tracemalloc
 
-from cds_service.knowledge.loader import load_knowledge
-from cds_service.ome import compute_ome
+from cds_service.clinical.knowledge.loader import load_knowledge
+from cds_service.clinical.ome import compute_ome
 
 DMD = "https://dmd.nhs.uk"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from cds_service.errors import ConfigError
 
 
 def _configure_logging() -> None:
@@ -28,8 +28,8 @@ def serve(args: argparse.Namespace) -> int:
     """Run the service under gunicorn with several worker processes (crash isolation for the rules engine)."""
     from gunicorn.app.base import BaseApplication
 
-    from .api import create_app
-    from .config import load_settings
+    from cds_service.app import create_app
+    from cds_service.config import load_settings
 
     if not os.environ.get("OPIOID_CDS_PSEUDONYM_KEY"):
         # One key for all workers of this server, so one patient has one pseudonym across its log lines.
@@ -65,9 +65,9 @@ def serve(args: argparse.Namespace) -> int:
 
 def ome(args: argparse.Namespace) -> int:
     """Print the OME of a CDS Hooks request, a FHIR Bundle or one MedicationRequest (file or stdin)."""
-    from .fhir_input import record_from_document
-    from .knowledge.loader import load_knowledge
-    from .ome import compute_ome
+    from cds_service.clinical.knowledge.loader import load_knowledge
+    from cds_service.clinical.ome import compute_ome
+    from cds_service.clinical.record import record_from_document
 
     try:
         text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()  # noqa: SIM115
@@ -95,11 +95,11 @@ def taper(args: argparse.Namespace) -> int:
     """Print a taper plan for the opioids in a request, Bundle or MedicationRequest file."""
     from datetime import date
 
-    from .fhir_input import record_from_document
-    from .knowledge.loader import load_knowledge
-    from .ome import compute_ome
-    from .taper import TaperError, plan_taper, regimens_from_ome
-    from .taper_page import render_page
+    from cds_service.clinical.knowledge.loader import load_knowledge
+    from cds_service.clinical.ome import compute_ome
+    from cds_service.clinical.record import record_from_document
+    from cds_service.clinical.taper import TaperError, plan_taper, regimens_from_ome
+    from cds_service.pages.taper import render_page
 
     try:
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
@@ -139,8 +139,8 @@ def evaluate(args: argparse.Namespace) -> int:
     """Evaluate every patient in request files, Bundles or Bulk Data NDJSON exports; one record per patient."""
     import tempfile
 
-    from .batch import Options, Progress, dask_executor, local_executor, plan_tasks, run
-    from .report import write_csv, write_report
+    from cds_service.batch.report import write_csv, write_report
+    from cds_service.batch.run import Options, Progress, dask_executor, local_executor, plan_tasks, run
 
     key = None
     if args.pseudonymise:
@@ -179,7 +179,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def synth(args: argparse.Namespace) -> int:
-    from .synth import synthesise
+    from cds_service.batch.synth import synthesise
 
     counts = synthesise(args.patients, args.seed, Path(args.outdir))
     print(", ".join(f"{n} {t}" for t, n in counts.items()) + f" in {args.outdir}")
@@ -188,8 +188,8 @@ def synth(args: argparse.Namespace) -> int:
 
 def check_rules(args: argparse.Namespace) -> int:
     """Check every rule file; print each problem with its file and line; exit 1 when there is any."""
-    from .pipeline import DEFAULT_RULES
-    from .rules import RuleSetError, compile_rule, load_rules
+    from cds_service.assess import DEFAULT_RULES
+    from cds_service.ruleset.rules import RuleSetError, compile_rule, load_rules
 
     directory = Path(args.directory) if args.directory else DEFAULT_RULES
     settings = Path(args.settings) if args.settings else None
@@ -197,7 +197,7 @@ def check_rules(args: argparse.Namespace) -> int:
         rule_set = load_rules(directory, settings)
         for rule in rule_set.rules:
             compile_rule(rule, rule_set.settings)
-        from .engine import Engine
+        from cds_service.ruleset.engine import Engine
 
         Engine(rule_set)  # the engine itself accepts them (unknown operators are its error 202)
     except RuleSetError as exc:

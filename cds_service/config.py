@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from cds_service.errors import ConfigError
 
 # Asymmetric algorithms only: CDS Hooks 2.0 forbids `none` and symmetric (HMAC) signatures.
 ALLOWED_JWT_ALGORITHMS = frozenset({"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})

@@ -1,6 +1,8 @@
-"""One error hierarchy for the whole service, each error knowing its HTTP status and OperationOutcome.
+"""One error hierarchy for the whole service: every error we raise is an :class:`OpioidCdsError`.
 
-Everything the service refuses is raised as a :class:`CdsError`; ``api.py`` maps it to a response in one place.
+Errors a client sees are :class:`CdsError` subclasses, each knowing its HTTP status and OperationOutcome;
+``app.py`` maps them to a response in one place. The others are raised inside the service and handled where the
+contract says (a dose not counted, a taper not made, "could not assess", a refusal to start).
 Every body is a FHIR OperationOutcome whose ``issue[].expression`` points at the offending element.
 A 500 is reserved for our own bugs and never carries a stack trace.
 """
@@ -31,7 +33,11 @@ class Issue:
         return issue
 
 
-class CdsError(Exception):
+class OpioidCdsError(Exception):
+    """The root of every error opioid-cds raises on purpose."""
+
+
+class CdsError(OpioidCdsError):
     """Base of every error the service answers with a non-2xx status."""
 
     status: ClassVar[int] = 500
@@ -114,5 +120,29 @@ class InternalError(CdsError):
     issue_code = "exception"
 
 
-class ConfigError(Exception):
+class ConfigError(OpioidCdsError):
     """The service's own configuration (settings, trusted issuers, rules) is broken; it refuses to start."""
+
+
+class RuleSetError(OpioidCdsError):
+    """The rule set has problems; ``problems`` lists each (file, line, message)."""
+
+    def __init__(self, problems: list[Any]) -> None:
+        super().__init__(f"{len(problems)} problem(s) in the rules:\n" + "\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+class EngineError(OpioidCdsError):
+    """The engine could not assess this request ("could not assess", never "no alerts")."""
+
+
+class DosageError(OpioidCdsError, ValueError):
+    """The dose cannot be quantified; the message says why (shown on the card as "not counted")."""
+
+
+class TaperError(OpioidCdsError, ValueError):
+    """No taper plan can be made (the reason says why)."""
+
+
+class Unobtainable(OpioidCdsError):
+    """A prefetch key could not be read from the FHIR server (the message is safe to return)."""

@@ -1,5 +1,5 @@
 """WSGI entry point for any server: ``gunicorn cds_service.wsgi:app``."""
 
-from .api import create_app
+from cds_service.app import create_app
 
 app = create_app()

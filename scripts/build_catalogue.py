@@ -1,8 +1,9 @@
-"""Build cds_service/knowledge/data/catalogue.csv from the public lists in ../shared/reference.
+"""Build cds_service/clinical/knowledge/data/catalogue.csv from the public lists in ../shared/reference.
 
 Inputs: the dm+d VMP/AMP codelists (OpenSAFELY / OpenPrescribing, with dm+d names and BNF codes) and the CDC
 RxNorm medication value sets (with display names) and MME ingredient codes. Every code is copied from a list,
-never typed. Each row keeps the list(s) it came from. Names are parsed with cds_service.knowledge.names; a brand
+never typed. Each row keeps the list(s) it came from. Names are parsed with
+cds_service.clinical.knowledge.names; a brand
 (AMP) name is tied to its ingredient through the BNF chemical substance (first 9 characters of its BNF code)
 shared with a generic VMP. Rows that cannot be parsed are kept, marked unparsed, with the reason.
 
@@ -23,10 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cds_service.knowledge.classify import product_from_parsed, resolve_components  # noqa: E402
-from cds_service.knowledge.names import parse_name  # noqa: E402
+from cds_service.clinical.knowledge.classify import product_from_parsed, resolve_components  # noqa: E402
+from cds_service.clinical.knowledge.names import parse_name  # noqa: E402
 
-DATA = ROOT / "cds_service" / "knowledge" / "data"
+DATA = ROOT / "cds_service" / "clinical" / "knowledge" / "data"
 DMD = "https://dmd.nhs.uk"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 COLUMNS = [

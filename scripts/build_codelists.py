@@ -1,4 +1,4 @@
-"""Copy the SNOMED CT codelists the service needs from ../shared/reference into cds_service/data/.
+"""Copy the SNOMED CT codelists the service needs from ../shared/reference into cds_service/clinical/knowledge/data/.
 
 Codes are never typed by hand: each output row is copied from a public codelist and keeps its source.
 Run: python scripts/build_codelists.py [--shared ../shared]
@@ -11,7 +11,7 @@ import csv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "cds_service" / "data"
+DATA = ROOT / "cds_service" / "clinical" / "knowledge" / "data"
 
 # output file -> [(input file under reference/uk/snomed, citation written on each of its rows)]
 CODELISTS: dict[str, list[tuple[str, str]]] = {

@@ -1,4 +1,4 @@
-"""Build cds_service/knowledge/data/ome_factors.csv: OME factor profiles by ingredient x route, each row cited.
+"""Build cds_service/clinical/knowledge/data/ome_factors.csv: OME factor profiles by ingredient x route, each row cited.
 
 - uk (default): OpenPrescribing opioid_ing_form_ome.csv (BNF / Opioids Aware / listed sources), per mg of
   ingredient; transdermal per mg delivered per day (100 = 2.4 per microgram/hour).
@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "cds_service" / "knowledge" / "data" / "ome_factors.csv"
+OUT = ROOT / "cds_service" / "clinical" / "knowledge" / "data" / "ome_factors.csv"
 SALTS = {"sulfate", "sulphate", "hydrochloride", "phosphate", "tartrate", "citrate", "pectinate", "hcl"}
 COLUMNS = [
     "profile",

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.api import create_app
+from cds_service.app import create_app
 from cds_service.config import Settings, load_settings
 from tests.helpers import BASE_URL, SigningKey, write_trust
 

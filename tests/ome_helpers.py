@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cds_service.knowledge.loader import load_knowledge
-from cds_service.ome import OmeResult, compute_ome
+from cds_service.clinical.knowledge.loader import load_knowledge
+from cds_service.clinical.ome import OmeResult, compute_ome
 
 DMD = "https://dmd.nhs.uk"
 

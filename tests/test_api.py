@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from cds_service.api import create_app
+from cds_service.app import create_app
 from tests.conftest import dev_settings
 from tests.helpers import FIXTURES, load_request
 
@@ -223,7 +223,7 @@ def test_ready_is_503_when_store_unreachable(tmp_path):
 
 
 def test_internal_bug_is_500_operation_outcome_without_trace(client, monkeypatch):
-    import cds_service.api as api
+    import cds_service.protocol.routes as api
 
     def broken(*_a, **_k):
         raise ZeroDivisionError("secret internals")

@@ -12,11 +12,11 @@ import uuid
 
 import pytest
 
-from cds_service.api import create_app
-from cds_service.auth import JwtVerifier, TrustedIssuer, load_trusted_issuers
+from cds_service.app import create_app
 from cds_service.config import load_settings
 from cds_service.errors import ConfigError, Unauthorized
-from cds_service.store import Store
+from cds_service.protocol.auth import JwtVerifier, TrustedIssuer, load_trusted_issuers
+from cds_service.protocol.store import Store
 from tests.helpers import BASE_URL, FILES, ISSUER, SigningKey, claims_for, fhir_server, load_request, write_trust
 
 PATH = "/cds-services/opioid-order-sign"
@@ -216,7 +216,7 @@ def test_spec_example_token_verifies_with_its_jwks_before_its_expiry(tmp_path, m
 
     # Test double: the example's jku host (fhir-ehr.example.com) cannot be reached from here, so the JWKS
     # "fetched" from it is the example's published public JWKS.
-    import cds_service.auth as auth
+    import cds_service.protocol.auth as auth
 
     class _Response:
         def raise_for_status(self) -> None: ...

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from cds_service.batch import Options, local_executor, plan_tasks, run
-from cds_service.synth import synthesise
+from cds_service.batch.run import Options, local_executor, plan_tasks, run
+from cds_service.batch.synth import synthesise
 from tests.helpers import FIXTURES, gunicorn_server
 
 TODAY = "2026-11-23"

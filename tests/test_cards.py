@@ -10,10 +10,10 @@ import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from cds_service.fhir_input import record_from_document
-from cds_service.knowledge.loader import load_knowledge
-from cds_service.pipeline import Assessor
-from cds_service.rules import load_rules
+from cds_service.assess import Assessor
+from cds_service.clinical.knowledge.loader import load_knowledge
+from cds_service.clinical.record import record_from_document
+from cds_service.ruleset.rules import load_rules
 from tests.helpers import FIXTURES, ROOT
 
 TODAY = date(2026, 11, 23)

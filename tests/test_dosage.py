@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from cds_service.dosage import DosageError, daily_dosage, text_line
+from cds_service.clinical.dosage import DosageError, daily_dosage, text_line
 
 
 def _dose(quantity, unit="tablet", **repeat):
@@ -68,7 +68,7 @@ def test_timing_codes(code, per_day):
 
 
 def test_stu3_dose_quantity_on_the_dosage_is_read_after_normalisation():
-    from cds_service.fhir_input import normalise_dosage
+    from cds_service.clinical.record import normalise_dosage
 
     stu3 = {
         "dosageInstruction": [

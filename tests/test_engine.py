@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from cds_service.engine import Engine, EngineError, clean_fact
-from cds_service.rules import load_rules
+from cds_service.ruleset.engine import Engine, EngineError, clean_fact
+from cds_service.ruleset.rules import load_rules
 from tests.helpers import ROOT
 
 
@@ -101,9 +101,9 @@ def test_threads_get_their_own_answers(engine):
 def test_an_engine_failure_is_could_not_assess_never_silence(monkeypatch):
     from datetime import date
 
-    from cds_service.fhir_input import record_from_document
-    from cds_service.knowledge.loader import load_knowledge
-    from cds_service.pipeline import Assessor
+    from cds_service.assess import Assessor
+    from cds_service.clinical.knowledge.loader import load_knowledge
+    from cds_service.clinical.record import record_from_document
     from tests.helpers import load_request
 
     assessor = Assessor.from_paths(load_knowledge())

@@ -59,7 +59,7 @@ def test_a_batch_with_one_known_and_one_new_item_stores_the_new_one(app, client)
 
 
 def test_feedback_survives_a_restart(tmp_path):
-    from cds_service.api import create_app
+    from cds_service.app import create_app
     from tests.conftest import dev_settings
 
     body = _example("accepted")

@@ -3,11 +3,11 @@ from __future__ import annotations
 import copy
 from datetime import date
 
-from cds_service.fhir_input import build_record, normalise_dosage
-from cds_service.hooks import parse_hook_request
-from cds_service.knowledge.loader import load_knowledge
-from cds_service.pipeline import Assessor
-from cds_service.services import SERVICES_BY_ID
+from cds_service.assess import Assessor
+from cds_service.clinical.knowledge.loader import load_knowledge
+from cds_service.clinical.record import normalise_dosage
+from cds_service.protocol.hooks import build_record, parse_hook_request
+from cds_service.protocol.services import SERVICES_BY_ID
 from tests.helpers import load_request
 
 

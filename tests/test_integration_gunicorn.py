@@ -94,7 +94,7 @@ def test_concurrent_duplicate_feedback_is_stored_once_across_workers(dev_server)
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(lambda b: requests.post(url, json=b, timeout=10).status_code, [body] * 20 + distinct))
     assert statuses == [200] * 25
-    from cds_service.store import Store
+    from cds_service.protocol.store import Store
 
     store = Store(f"sqlite:///{dev_server.log_path.parent}/live.sqlite3")
     rows = store.feedback_for_card(card)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from cds_service.errors import BadRequest
-from cds_service.jsonbody import deepest_path_over, parse_json_body
+from cds_service.protocol.jsonbody import deepest_path_over, parse_json_body
 
 
 def test_nesting_at_the_limit_is_accepted():

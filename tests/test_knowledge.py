@@ -9,13 +9,13 @@ from decimal import Decimal
 
 import pytest
 
-from cds_service.knowledge.identify import identify
-from cds_service.knowledge.loader import load_knowledge
-from cds_service.knowledge.names import parse_name
+from cds_service.clinical.knowledge.identify import identify
+from cds_service.clinical.knowledge.loader import load_knowledge
+from cds_service.clinical.knowledge.names import parse_name
 from tests.helpers import ROOT
 
 SHARED = ROOT.parent / "shared"
-CATALOGUE = ROOT / "cds_service/knowledge/data/catalogue.csv"
+CATALOGUE = ROOT / "cds_service/clinical/knowledge/data/catalogue.csv"
 OPIOID_LISTS = (
     "opioid-containing-medicines",
     "strongopioids",
@@ -211,7 +211,7 @@ def test_catalogue_and_factors_are_rebuilt_identically_from_the_shared_lists(tmp
             check=True,
             capture_output=True,
         )
-        assert out.read_bytes() == (ROOT / "cds_service/knowledge/data" / committed).read_bytes(), committed
+        assert out.read_bytes() == (ROOT / "cds_service/clinical/knowledge/data" / committed).read_bytes(), committed
 
 
 @pytest.mark.parametrize(
@@ -265,7 +265,7 @@ def test_patch_wear_times():
 def test_weak_strong_map_is_configurable(tmp_path):
     path = tmp_path / "strength.csv"
     rows = (
-        (ROOT / "cds_service/knowledge/data/opioid_strength.csv")
+        (ROOT / "cds_service/clinical/knowledge/data/opioid_strength.csv")
         .read_text()
         .replace("tramadol,weak,", "tramadol,strong,")
     )

@@ -135,8 +135,8 @@ def test_history_is_not_current_dose(status):
 def _draft_and_active(**draft_extra):
     active = mr(code=MORPHINE_MR_60, dosage=BD, id="active-1")
     draft = mr(code=MORPHINE_MR_60, dosage="ONE tablet THREE times a day", id="draft-1", status="draft", **draft_extra)
-    from cds_service.knowledge.loader import load_knowledge
-    from cds_service.ome import compute_ome
+    from cds_service.clinical.knowledge.loader import load_knowledge
+    from cds_service.clinical.ome import compute_ome
 
     return compute_ome([(draft, "draft"), (active, "existing")], {}, load_knowledge())
 
@@ -157,8 +157,8 @@ def test_unlinked_draft_with_another_dose_adds_up():
 
 
 def test_reissue_of_the_same_product_and_dose_is_counted_once():
-    from cds_service.knowledge.loader import load_knowledge
-    from cds_service.ome import compute_ome
+    from cds_service.clinical.knowledge.loader import load_knowledge
+    from cds_service.clinical.ome import compute_ome
 
     active = mr(code=MORPHINE_MR_60, dosage=BD, id="active-1")
     draft = mr(code=MORPHINE_MR_60, dosage=BD, id="draft-1", status="draft")
@@ -220,8 +220,8 @@ def test_contained_medication_with_ingredient_strength():
 
 
 def test_referenced_medication_by_code():
-    from cds_service.knowledge.loader import load_knowledge
-    from cds_service.ome import compute_ome
+    from cds_service.clinical.knowledge.loader import load_knowledge
+    from cds_service.clinical.ome import compute_ome
 
     medication = {
         "resourceType": "Medication",

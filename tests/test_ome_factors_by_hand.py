@@ -2,7 +2,7 @@
 
 Each case gives one unit a day (one tablet, capsule, suppository, vial, spray, ml, or one patch worn), so the
 expected figure is the per-unit OME: strength in mg (per ml for liquids) x the factor in
-cds_service/knowledge/data/ome_factors.csv (OpenPrescribing opioid_ing_form_ome.csv). Patches: micrograms/hour
+cds_service/clinical/knowledge/data/ome_factors.csv (OpenPrescribing opioid_ing_form_ome.csv). Patches: micrograms/hour
 x 24 / 1000 x 100 = micrograms/hour x 2.4.
 """
 
@@ -12,7 +12,7 @@ import csv
 
 import pytest
 
-from cds_service.knowledge.loader import load_knowledge
+from cds_service.clinical.knowledge.loader import load_knowledge
 from tests.helpers import ROOT
 from tests.ome_helpers import mr, ome
 
@@ -239,7 +239,7 @@ CASES = [
 
 
 def test_every_uk_factor_row_has_a_hand_worked_case():
-    rows = csv.DictReader((ROOT / "cds_service/knowledge/data/ome_factors.csv").open())
+    rows = csv.DictReader((ROOT / "cds_service/clinical/knowledge/data/ome_factors.csv").open())
     uk = {(r["ingredient"], r["route"]) for r in rows if r["profile"] == "uk"}
     assert uk == {(c[0], c[1]) for c in CASES}
 

@@ -174,7 +174,7 @@ def test_card_schema_rejects_what_the_spec_forbids(card, problem):
 
 
 def test_service_id_enum_is_the_discovery_list():
-    from cds_service.services import SERVICES
+    from cds_service.protocol.services import SERVICES
 
     enum = openapi()["components"]["parameters"]["ServiceId"]["schema"]["enum"]
     assert enum == [s.id for s in SERVICES]

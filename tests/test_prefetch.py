@@ -7,8 +7,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from cds_service.api import create_app
-from cds_service.prefetch import Unobtainable, render_template
+from cds_service.app import create_app
+from cds_service.protocol.prefetch import Unobtainable, render_template
 from tests.conftest import dev_settings
 from tests.helpers import fhir_server, load_request
 
@@ -94,7 +94,7 @@ def test_no_authorization_means_no_authorization_header(client):
 
 
 def test_prefetched_bundle_next_pages_are_followed(client, monkeypatch):
-    import cds_service.pipeline as pipeline
+    import cds_service.protocol.routes as pipeline
 
     seen = {}
     real = pipeline.build_record

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cds_service.rules import SUMMARY_LIMIT, load_rules, longest_summary
+from cds_service.ruleset.rules import SUMMARY_LIMIT, load_rules, longest_summary
 from tests.helpers import FILES, ROOT
 
 RULES = ROOT / "rules"
@@ -122,7 +122,7 @@ def test_broken_practice_settings_are_rejected(tmp_path, text, message):
 
 
 def test_the_service_refuses_to_start_on_a_broken_rule_set(tmp_path):
-    from cds_service.api import create_app
+    from cds_service.app import create_app
     from cds_service.errors import ConfigError
     from tests.conftest import dev_settings
 

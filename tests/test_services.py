@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from cds_service.codelists import load_codelist
-from cds_service.services import SERVICES, SERVICES_BY_ID
+from cds_service.clinical.knowledge.codelists import load_codelist
+from cds_service.protocol.services import SERVICES, SERVICES_BY_ID
 
 TOKEN = re.compile(r"\{\{(.*?)\}\}")
 USER_TOKENS = {"userPractitionerId", "userPractitionerRoleId", "userPatientId", "userRelatedPersonId"}

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds_service.knowledge.loader import load_knowledge
-from cds_service.ome import compute_ome
-from cds_service.taper import (
+from cds_service.clinical.knowledge.loader import load_knowledge
+from cds_service.clinical.ome import compute_ome
+from cds_service.clinical.taper import (
     TaperError,
     achievable,
     family_strengths,
@@ -218,7 +218,7 @@ def test_plan_properties(product, units, per_day, pace):
 
 
 def test_a_link_rebuilds_the_same_plan_without_patient_data():
-    from cds_service.taper import link_params
+    from cds_service.clinical.taper import link_params
 
     knowledge = load_knowledge()
     ome = compute_ome([(o, "existing") for o in _oxycodone()], {}, knowledge)

@@ -11,9 +11,9 @@ from datetime import date
 import pytest
 import requests
 
-from cds_service.knowledge.loader import load_knowledge
-from cds_service.ome import compute_ome
-from cds_service.taper import link_params, regimens_from_ome
+from cds_service.clinical.knowledge.loader import load_knowledge
+from cds_service.clinical.ome import compute_ome
+from cds_service.clinical.taper import link_params, regimens_from_ome
 from tests.helpers import ROOT, gunicorn_server
 from tests.ome_helpers import mr
 

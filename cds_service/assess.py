@@ -1,0 +1,113 @@
+"""One evaluation: a checked request with its resolved prefetch in, a CDS Hooks response body out.
+
+``Assessor`` holds what every evaluation shares (knowledge, rules, engine, codes) and is built once per worker
+process; ``assess`` is the same for the live service and batch evaluation.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from cds_service.cards.render import CardContext, could_not_assess_card, render_cards
+from cds_service.cards.taper import slow_reasons
+from cds_service.clinical.facts import ClinicalCodes, RequestFacts, build_facts
+from cds_service.clinical.knowledge.codelists import load_codelist
+from cds_service.clinical.knowledge.model import Knowledge
+from cds_service.clinical.ome import OmeResult, compute_ome
+from cds_service.clinical.record import PatientRecord, validate_orders
+from cds_service.clinical.taper import Regimen, TaperError, TaperPlan, plan_taper, regimens_from_ome
+from cds_service.ruleset.engine import Engine, EngineError
+from cds_service.ruleset.rules import RuleSet, load_rules
+
+log = logging.getLogger(__name__)
+RELEVANT_CLASSES = frozenset({"opioid", "gabapentinoid", "benzodiazepine", "z-drug"})
+DEFAULT_RULES = Path(__file__).resolve().parents[1] / "rules"
+
+
+def clinical_codes() -> ClinicalCodes:
+    def codes(name: str) -> frozenset[str]:
+        return frozenset(c.code for c in load_codelist(name))
+
+    return ClinicalCodes(
+        medication_review=codes("medication_review_codes"),
+        cancer=codes("cancer_codes"),
+        palliative=codes("palliative_codes"),
+        pregnancy=codes("pregnancy_codes"),
+        opioid_dependence=codes("opioid_dependence_codes"),
+        copd=codes("copd_codes"),
+        substance_misuse=codes("substance_misuse_codes"),
+    )
+
+
+@dataclass
+class Evaluation:
+    body: dict[str, Any]
+    record: PatientRecord
+    ome: OmeResult
+    facts: RequestFacts | None
+    fired: list[str]
+    error: str | None = None
+
+
+class Assessor:
+    """Knowledge, rules, engine and codes for one process; ``assess`` evaluates one patient's record."""
+
+    def __init__(self, knowledge: Knowledge, rule_set: RuleSet, profile: str = "uk") -> None:
+        self.knowledge = knowledge
+        self.rule_set = rule_set
+        self.profile = profile
+        self.engine = Engine(rule_set)
+        self.codes = clinical_codes()
+        review = next(c for c in load_codelist("medication_review_codes") if c.code == "182836005")
+        self.review_code = (review.code, review.term)
+        self.settings = {name: s.value for name, s in rule_set.settings.items()}
+
+    @classmethod
+    def from_paths(
+        cls, knowledge: Knowledge, rules_dir: Path | None = None, settings_file: Path | None = None, profile: str = "uk"
+    ) -> Assessor:
+        return cls(knowledge, load_rules(rules_dir or DEFAULT_RULES, settings_file), profile)
+
+    def taper(self, ome: OmeResult, facts: RequestFacts, today: date) -> tuple[TaperPlan, list[Regimen]] | None:
+        """The suggested taper (mr-first; slow when the facts say so), or None when no plan can be made."""
+        regimens, _problems = regimens_from_ome(ome, self.knowledge)
+        reasons = slow_reasons(facts.summary, facts.risk_factors)
+        try:
+            plan = plan_taper(regimens, today, "mr-first", "slow" if reasons else "standard")
+        except TaperError:
+            return None
+        plan.slow_reasons = reasons
+        return plan, regimens
+
+    def ome(self, record: PatientRecord, drafts: bool = True) -> OmeResult:
+        orders = [(o.resource, o.origin) for o in record.orders if drafts or o.origin != "draft"]
+        return compute_ome(orders, record.medications, self.knowledge, self.profile)
+
+    def assess(
+        self, hook: str, record: PatientRecord, today: date, source_url: str | None = None, base_url: str | None = None
+    ) -> Evaluation:
+        ome = self.ome(record)
+        relevant = {i for i, o in enumerate(ome.orders) if o.product is None or o.product.classes & RELEVANT_CLASSES}
+        validate_orders(record, relevant)
+        before = self.ome(record, drafts=False) if any(o.origin == "draft" for o in record.orders) else None
+        try:
+            facts = build_facts(hook, record, ome, before, self.codes, self.settings, today)
+            firings = self.engine.evaluate([facts.summary, *facts.orders])
+            context = CardContext(
+                record.patient_id,
+                self.review_code,
+                self.profile,
+                source_url,
+                lambda: self.taper(ome, facts, today),
+                base_url,
+            )
+            cards = render_cards(firings, facts, ome, self.rule_set, context)
+        except EngineError as exc:
+            log.error("could not assess: %s", exc)
+            return Evaluation({"cards": [could_not_assess_card(str(exc))]}, record, ome, None, [], str(exc))
+        fired = sorted({c["source"]["topic"]["code"] for c in cards})
+        return Evaluation({"cards": cards}, record, ome, facts, fired)

@@ -1,0 +1,154 @@
+"""Turn a resolved CDS Hooks request into the patient's record: medication orders, conditions, reviews.
+
+The raw dicts stay the source of truth. Each MedicationRequest that matters (not history) is validated with
+fhir.resources R4B; one that fails is kept, with a data-quality note, never dropped. STU3-style dosage
+(``doseQuantity`` directly on the Dosage) is moved into R4 ``doseAndRate`` first, so both shapes read the same.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from pydantic import ValidationError
+
+HISTORY_STATUSES = frozenset({"completed", "stopped", "cancelled", "entered-in-error"})
+_STU3_DOSE_KEYS = ("doseQuantity", "doseRange", "rateRatio", "rateRange", "rateQuantity")
+
+
+@dataclass
+class OrderRecord:
+    """One MedicationRequest as received, with where it came from."""
+
+    resource: dict[str, Any]
+    origin: str  # "draft" (being ordered now) | "existing" (prefetched)
+    path: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return str(self.resource.get("status") or "")
+
+    @property
+    def is_history(self) -> bool:
+        return self.status in HISTORY_STATUSES
+
+
+@dataclass
+class PatientRecord:
+    patient_id: str
+    patient: dict[str, Any] | None
+    orders: list[OrderRecord]
+    medications: dict[str, dict[str, Any]]  # "Medication/<id>" -> Medication
+    conditions: list[dict[str, Any]]
+    procedures: list[dict[str, Any]]
+    observations: list[dict[str, Any]]
+    data_quality: list[str] = field(default_factory=list)
+
+
+def normalise_dosage(resource: dict[str, Any]) -> dict[str, Any]:
+    """Return ``resource`` with STU3-style dose members moved into ``doseAndRate`` (a copy only if needed)."""
+    dosages = resource.get("dosageInstruction")
+    if not isinstance(dosages, list) or not any(
+        isinstance(d, dict) and any(k in d for k in _STU3_DOSE_KEYS) for d in dosages
+    ):
+        return resource
+    resource = copy.deepcopy(resource)
+    for dosage in resource["dosageInstruction"]:
+        if not isinstance(dosage, dict):
+            continue
+        moved = {k: dosage.pop(k) for k in _STU3_DOSE_KEYS if k in dosage}
+        if moved:
+            dosage.setdefault("doseAndRate", []).append(moved)
+    return resource
+
+
+def warm_up() -> None:
+    """Build the R4B validators once at start-up, so the first request does not pay for it."""
+    validation_problems(
+        {
+            "resourceType": "MedicationRequest",
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": "Patient/warm-up"},
+            "medicationCodeableConcept": {"text": "warm-up"},
+        }
+    )
+
+
+def validation_problems(resource: dict[str, Any]) -> list[str]:
+    """R4B validation errors of one MedicationRequest, as short readable strings (empty when valid)."""
+    try:
+        MedicationRequest.model_validate(resource)
+    except ValidationError as exc:
+        return [
+            f"{'.'.join(str(p) for p in err['loc']) or 'MedicationRequest'}: {err['msg']}" for err in exc.errors()[:5]
+        ]
+    return []
+
+
+def record_from_document(document: dict[str, Any]) -> PatientRecord:
+    """A record from a CDS Hooks request, a FHIR Bundle or one resource, as read from a file (CLI, batch)."""
+    located: list[tuple[str, str, dict[str, Any]]] = []
+    patient_id = ""
+    if isinstance(document.get("context"), dict):
+        context = document["context"]
+        patient_id = str(context.get("patientId") or "")
+        for name in ("draftOrders", "medications"):
+            located += [("draft", p, r) for p, r in _loose(f"context.{name}", context.get(name))]
+        for key, value in (document.get("prefetch") or {}).items():
+            located += [("existing", p, r) for p, r in _loose(f"prefetch.{key}", value)]
+    else:
+        located += [("existing", p, r) for p, r in _loose("$", document)]
+    return record_from_resources(patient_id, located)
+
+
+def _loose(path: str, value: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Like located_resources, for unchecked input: anything that is not a resource is skipped."""
+    if isinstance(value, list):
+        return [(f"{path}[{i}]", r) for i, r in enumerate(value) if isinstance(r, dict)]
+    if not isinstance(value, dict):
+        return []
+    if value.get("resourceType") == "Bundle":
+        entries = value.get("entry") if isinstance(value.get("entry"), list) else []
+        return [
+            (f"{path}.entry[{i}].resource", e["resource"])
+            for i, e in enumerate(entries)
+            if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+        ]
+    return [(path, value)]
+
+
+def record_from_resources(patient_id: str, located: list[tuple[str, str, dict[str, Any]]]) -> PatientRecord:
+    """Sort located resources (origin, path, resource) into a PatientRecord."""
+    record = PatientRecord(patient_id, None, [], {}, [], [], [])
+    seen_orders: set[str] = set()
+    for origin, path, resource in located:
+        kind = resource.get("resourceType")
+        if kind == "MedicationRequest":
+            key = str(resource.get("id") or path)
+            if origin == "existing" and key in seen_orders:
+                continue  # the draft being signed may also be in the prefetched list: count it once
+            seen_orders.add(key)
+            record.orders.append(OrderRecord(normalise_dosage(resource), origin, path))
+        elif kind == "Medication" and resource.get("id"):
+            record.medications[f"Medication/{resource['id']}"] = resource
+        elif kind == "Patient":
+            record.patient = resource
+        elif kind == "Condition":
+            record.conditions.append(resource)
+        elif kind == "Procedure":
+            record.procedures.append(resource)
+        elif kind == "Observation":
+            record.observations.append(resource)
+    return record
+
+
+def validate_orders(record: PatientRecord, relevant: set[int]) -> None:
+    """Validate (R4B) the current orders at ``relevant`` indexes; problems become data-quality notes."""
+    for index, order in enumerate(record.orders):
+        if index in relevant and not order.is_history:
+            order.problems = validation_problems(order.resource)
+            record.data_quality += [f"{order.path}: {p}" for p in order.problems]
