@@ -17,7 +17,7 @@ from cds_service.cards.taper import slow_reasons
 from cds_service.clinical.facts import ClinicalCodes, RequestFacts, build_facts
 from cds_service.clinical.knowledge.codelists import load_codelist
 from cds_service.clinical.knowledge.model import Knowledge
-from cds_service.clinical.ome import OmeResult, compute_ome
+from cds_service.clinical.ome import OmeResult, record_ome
 from cds_service.clinical.record import PatientRecord, validate_orders
 from cds_service.clinical.taper import Regimen, TaperError, TaperPlan, plan_taper, regimens_from_ome
 from cds_service.ruleset.engine import Engine, EngineError
@@ -84,8 +84,7 @@ class Assessor:
         return plan, regimens
 
     def ome(self, record: PatientRecord, drafts: bool = True) -> OmeResult:
-        orders = [(o.resource, o.origin) for o in record.orders if drafts or o.origin != "draft"]
-        return compute_ome(orders, record.medications, self.knowledge, self.profile)
+        return record_ome(record, self.knowledge, self.profile, drafts)
 
     def assess(
         self, hook: str, record: PatientRecord, today: date, source_url: str | None = None, base_url: str | None = None

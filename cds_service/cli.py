@@ -66,7 +66,7 @@ def serve(args: argparse.Namespace) -> int:
 def ome(args: argparse.Namespace) -> int:
     """Print the OME of a CDS Hooks request, a FHIR Bundle or one MedicationRequest (file or stdin)."""
     from cds_service.clinical.knowledge.loader import load_knowledge
-    from cds_service.clinical.ome import compute_ome
+    from cds_service.clinical.ome import record_ome
     from cds_service.clinical.record import record_from_document
 
     try:
@@ -83,7 +83,7 @@ def ome(args: argparse.Namespace) -> int:
         print(f"opioid-cds ome: unknown profile {args.profile!r}", file=sys.stderr)
         return 2
     record = record_from_document(document)
-    result = compute_ome([(o.resource, o.origin) for o in record.orders], record.medications, knowledge, args.profile)
+    result = record_ome(record, knowledge, args.profile)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
@@ -96,7 +96,7 @@ def taper(args: argparse.Namespace) -> int:
     from datetime import date
 
     from cds_service.clinical.knowledge.loader import load_knowledge
-    from cds_service.clinical.ome import compute_ome
+    from cds_service.clinical.ome import record_ome
     from cds_service.clinical.record import record_from_document
     from cds_service.clinical.taper import TaperError, plan_taper, regimens_from_ome
     from cds_service.pages.taper import render_page
@@ -110,7 +110,7 @@ def taper(args: argparse.Namespace) -> int:
         return 2
     knowledge = load_knowledge()
     record = record_from_document(document if isinstance(document, dict) else {})
-    ome = compute_ome([(o.resource, o.origin) for o in record.orders], record.medications, knowledge, "uk")
+    ome = record_ome(record, knowledge)
     regimens, problems = regimens_from_ome(ome, knowledge)
     try:
         plan = plan_taper(regimens, start, args.strategy, args.pace, knowledge=knowledge)
@@ -126,7 +126,7 @@ def taper(args: argparse.Namespace) -> int:
         print(render_page(plan))
     else:
         for step in plan.steps:
-            week = (step.starts - plan.steps[0].starts).days // 7 + 1
+            week = plan.week_of(step.number)
             note = f"  [{'; '.join(step.notes)}]" if step.notes else ""
             print(f"Week {week:>2} ({step.starts.isoformat()}): {step.describe()}  = {step.total_ome:.1f} mg/day{note}")
         for note in plan.notes:

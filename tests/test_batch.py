@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import shutil
 import subprocess
@@ -144,6 +146,10 @@ def test_pseudonymised_records_carry_no_patient_id(export, tmp_path):
     text = (tmp_path / "out" / "records.jsonl").read_text()
     assert "syn-11-" not in text
     assert (tmp_path / "out" / "records.csv").read_text().count("\n") == 301
+    # The same pseudonym as the live service's log lines: HMAC-SHA256 of the id under the key, 16 hex digits.
+    first_patient = json.loads((export / "Patient.ndjson").read_text().splitlines()[0])["id"]
+    expected = hmac.new(key.read_bytes(), first_patient.encode(), hashlib.sha256).hexdigest()[:16]
+    assert expected in {json.loads(line)["patient"] for line in text.splitlines()}
 
 
 def test_batch_fires_exactly_the_rules_the_live_service_does(tmp_path):

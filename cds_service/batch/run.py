@@ -9,11 +9,8 @@ written. A patient whose data breaks gets an error record; records out == patien
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
-import re
 import sys
 import time
 import zlib
@@ -25,7 +22,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-PATIENT_REF = re.compile(r"(?:^|/)Patient/([^/]+?)(?:/_history/[^/]+)?$")
+from cds_service.clinical.record import HISTORY_STATUSES, bare_patient_id, patient_id_of
+from cds_service.protocol.privacy import pseudonymise
+
 PARTITION_LINES = 20_000
 
 
@@ -52,10 +51,9 @@ def patient_of(resource: dict[str, Any]) -> str | None:
         return str(resource.get("id") or "") or None
     for key in ("subject", "patient"):
         ref = resource.get(key)
-        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
-            match = PATIENT_REF.search(ref["reference"])
-            if match:
-                return match.group(1)
+        found = patient_id_of(ref.get("reference")) if isinstance(ref, dict) else None
+        if found is not None:
+            return found
     return None
 
 
@@ -128,7 +126,7 @@ def partition(files: list[Path], workdir: Path) -> list[Task]:
 def _document_patients(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """(patient id, hook, document for record_from_document) for each patient in a JSON file."""
     if isinstance(document.get("context"), dict):
-        patient = str(document["context"].get("patientId") or "").removeprefix("Patient/")
+        patient = bare_patient_id(str(document["context"].get("patientId") or ""))
         yield patient or "unknown", str(document.get("hook") or "patient-view"), document
         return
     if document.get("resourceType") == "Bundle":
@@ -163,9 +161,8 @@ def _assessor(options: Options) -> Any:
 
 
 def pseudonym(key: bytes | None, patient: str) -> str:
-    if key is None:
-        return patient
-    return hmac.new(key, patient.encode(), hashlib.sha256).hexdigest()[:20]
+    """The patient id as written to results: itself without a key, else its pseudonym (as the live log's)."""
+    return patient if key is None else pseudonymise(key, patient)
 
 
 def evaluate_document(
@@ -194,7 +191,7 @@ def evaluate_document(
                     for c in evaluation.body["cards"]
                 ],
                 "classes": sorted(
-                    {k for o in ome.orders if o.product and o.status not in _HISTORY for k in o.product.classes}
+                    {k for o in ome.orders if o.product and o.status not in HISTORY_STATUSES for k in o.product.classes}
                 ),
                 "data_quality": patient_record.data_quality[:20],
                 "not_counted": [f"{o.display or o.id}: {o.reason}" for o in ome.not_counted],
@@ -224,7 +221,6 @@ def error_record(patient: str, source: str, error: str) -> dict[str, Any]:
 
 
 _CENT = Decimal("0.01")
-_HISTORY = {"completed", "stopped", "cancelled", "entered-in-error"}
 
 
 def run_task(task: Task, options: Options) -> list[dict[str, Any]]:

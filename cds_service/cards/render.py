@@ -16,6 +16,7 @@ from typing import Any
 
 from cds_service.cards.taper import detail_lines, taper_link, taper_suggestion
 from cds_service.clinical.facts import RequestFacts
+from cds_service.clinical.record import HISTORY_STATUSES
 from cds_service.ruleset.engine import Firing
 from cds_service.ruleset.rules import PLACEHOLDER, Rule, RuleSet
 
@@ -74,13 +75,7 @@ def _dose(order: Any) -> str:
 
 
 def _orders_table(ome: Any) -> list[str]:
-    rows = [
-        o
-        for o in ome.orders
-        if o.is_opioid
-        and o.status not in ("completed", "stopped", "cancelled", "entered-in-error")
-        and not o.same_supply_as
-    ]
+    rows = [o for o in ome.orders if o.is_opioid and o.status not in HISTORY_STATUSES and not o.same_supply_as]
     if not rows:
         return []
     lines = ["| Order | Dose | OME mg/day | Factor (source) |", "|---|---|---|---|"]

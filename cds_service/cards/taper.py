@@ -24,14 +24,10 @@ def slow_reasons(summary: dict[str, Any], risk_factors: list[str]) -> list[str]:
     return reasons
 
 
-def _week(plan: TaperPlan, index: int) -> int:
-    return (plan.steps[index].starts - plan.steps[0].starts).days // 7 + 1
-
-
 def detail_lines(plan: TaperPlan, link: str | None) -> str:
     first = plan.steps[1:4]
     lines = [f"**Suggested taper** ({plan.strategy}, {plan.pace} pace; about {plan.duration_days // 7} weeks to stop):"]
-    lines += [f"- Week {_week(plan, s.number)}: {s.describe()} ({s.total_ome:.0f} mg/day)" for s in first]
+    lines += [f"- Week {plan.week_of(s.number)}: {s.describe()} ({s.total_ome:.0f} mg/day)" for s in first]
     if len(plan.steps) > 4:
         lines.append(f"- … {len(plan.steps) - 4} more steps" + (f": [the whole plan]({link})" if link else ""))
     if plan.slow_reasons:
@@ -90,7 +86,7 @@ def taper_suggestion(plan: TaperPlan, orders: dict[str, Any], patient_id: str) -
         {
             "detail": {
                 "status": "not-started",
-                "description": f"Week {_week(plan, s.number)}: {s.describe()}",
+                "description": f"Week {plan.week_of(s.number)}: {s.describe()}",
                 "scheduledPeriod": {"start": s.starts.isoformat()},
             }
         }

@@ -15,17 +15,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from cds_service.clinical.units import DAYS_PER, MASS_TO_MG, days_per
 from cds_service.errors import DosageError
 
-DAYS_PER = {
-    "s": Decimal(1) / Decimal(86400),
-    "min": Decimal(1) / Decimal(1440),
-    "h": Decimal(1) / Decimal(24),
-    "d": Decimal(1),
-    "wk": Decimal(7),
-    "mo": Decimal(30),
-    "a": Decimal(365),
-}
 # HL7 v3 GTSAbbreviation (FHIR timing-abbreviation) -> administrations per day.
 TIMING_CODES = {
     "BID": Decimal(2),
@@ -46,19 +38,6 @@ TIMING_CODES = {
     "Q8H": Decimal(3),
     "Q12H": Decimal(2),
     "Q24H": Decimal(1),
-}
-MASS_UNITS = {
-    "mg": Decimal(1),
-    "g": Decimal(1000),
-    "ug": Decimal("0.001"),
-    "mcg": Decimal("0.001"),
-    "microgram": Decimal("0.001"),
-    "micrograms": Decimal("0.001"),
-    "µg": Decimal("0.001"),
-    "milligram": Decimal(1),
-    "milligrams": Decimal(1),
-    "gram": Decimal(1000),
-    "grams": Decimal(1000),
 }
 VOLUME_UNITS = {"ml": Decimal(1), "millilitre": Decimal(1), "milliliter": Decimal(1), "l": Decimal(1000)}
 RATE_UNITS = {"ug/h", "mcg/h", "ug/hr", "mcg/hr", "microgram/hour", "micrograms/hour", "µg/h"}
@@ -123,7 +102,7 @@ def normalise_unit(raw: Any) -> str:
     text = re.sub(r"\s+", " ", text)
     if text in RATE_UNITS or re.fullmatch(r"(micrograms?|mcg|ug|µg)\s*/\s*(hour|hr|h)", text):
         return "mcg/h"
-    if text in MASS_UNITS:
+    if text in MASS_TO_MG:
         return text
     if text in VOLUME_UNITS or text in ("ml(s)", "mls"):
         return "ml"
@@ -140,8 +119,8 @@ def _quantity(quantity: Any) -> tuple[Decimal, str] | None:
 
 
 def _mass_to_mg(value: Decimal, unit: str) -> tuple[Decimal, str]:
-    if unit in MASS_UNITS:
-        return value * MASS_UNITS[unit], "mg"
+    if unit in MASS_TO_MG:
+        return value * MASS_TO_MG[unit], "mg"
     return value, unit
 
 
@@ -415,12 +394,11 @@ def dispense_line(resource: dict[str, Any]) -> DoseLine | None:
     days_value = _decimal(duration.get("value")) if isinstance(duration, dict) else None
     if quantity is None or not days_value:
         return None
-    unit = str(duration.get("code") or duration.get("unit") or "d").lower()
-    unit = {"day": "d", "days": "d", "week": "wk", "weeks": "wk", "month": "mo", "months": "mo"}.get(unit, unit)
-    if unit not in DAYS_PER:
+    days = days_per(duration.get("code") or duration.get("unit") or "d")
+    if days is None:
         return None
     amount, amount_unit = _mass_to_mg(*quantity)
-    per_day = amount / (days_value * DAYS_PER[unit])
+    per_day = amount / (days_value * days)
     return DoseLine(per_day, per_day, amount_unit, Decimal(1), Decimal(1), False, None, "dispense quantity")
 
 

@@ -20,8 +20,8 @@ from cds_service.clinical.dosage import DosageError, daily_dosage
 from cds_service.clinical.knowledge.identify import Identified, identify
 from cds_service.clinical.knowledge.model import Knowledge, Product
 from cds_service.clinical.knowledge.names import classify_form
+from cds_service.clinical.record import HISTORY_STATUSES, PatientRecord
 
-HISTORY_STATUSES = frozenset({"completed", "stopped", "cancelled", "entered-in-error"})
 AUTHORISATION_INTENTS = frozenset({"plan", "original-order"})
 METHADONE_FLAG = "approximate: no fixed ratio (Opioids Aware)"
 PRESENTATION_LABEL = {"unit": "unit", "ml": "ml", "mg": "mg", "mcg/h": "microgram/hour"}
@@ -358,3 +358,9 @@ def compute_ome(
         else:
             _quantify(order, order.resource, knowledge, profile)
     return OmeResult(profile, results)
+
+
+def record_ome(record: PatientRecord, knowledge: Knowledge, profile: str = "uk", drafts: bool = True) -> OmeResult:
+    """OME of a patient's record: every order (or only the existing ones when ``drafts`` is False)."""
+    orders = [(o.resource, o.origin) for o in record.orders if drafts or o.origin != "draft"]
+    return compute_ome(orders, record.medications, knowledge, profile)

@@ -8,13 +8,17 @@ fhir.resources R4B; one that fails is kept, with a data-quality note, never drop
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from pydantic import ValidationError
 
+# MedicationRequest statuses that are history, not current treatment (FHIR R4 medicationrequest-status).
 HISTORY_STATUSES = frozenset({"completed", "stopped", "cancelled", "entered-in-error"})
+# A reference to a Patient: "Patient/123", an absolute URL, or a versioned "Patient/123/_history/2".
+PATIENT_REFERENCE = re.compile(r"(?:^|/)Patient/([^/]+?)(?:/_history/[^/]+)?$")
 _STU3_DOSE_KEYS = ("doseQuantity", "doseRange", "rateRatio", "rateRange", "rateQuantity")
 
 
@@ -46,6 +50,17 @@ class PatientRecord:
     procedures: list[dict[str, Any]]
     observations: list[dict[str, Any]]
     data_quality: list[str] = field(default_factory=list)
+
+
+def patient_id_of(reference: Any) -> str | None:
+    """The Patient id a reference points at ("Patient/123", ".../Patient/123/_history/2" -> "123"), else None."""
+    match = PATIENT_REFERENCE.search(reference) if isinstance(reference, str) else None
+    return match.group(1) if match else None
+
+
+def bare_patient_id(patient_id: str) -> str:
+    """``context.patientId`` as an id: some clients send it as a reference ("Patient/123" -> "123")."""
+    return patient_id.removeprefix("Patient/")
 
 
 def normalise_dosage(resource: dict[str, Any]) -> dict[str, Any]:

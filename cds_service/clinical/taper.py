@@ -117,6 +117,10 @@ class TaperPlan:
     def duration_days(self) -> int:
         return (self.steps[-1].starts - self.steps[0].starts).days if self.steps else 0
 
+    def week_of(self, index: int) -> int:
+        """The week (1 = the first) in which step ``index`` starts."""
+        return (self.steps[index].starts - self.steps[0].starts).days // 7 + 1
+
     def to_json(self) -> dict[str, Any]:
         return {
             "strategy": self.strategy,

@@ -40,10 +40,6 @@ def _ome(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.1')).normalize():f}"
 
 
-def _week(plan: TaperPlan, index: int) -> int:
-    return (plan.steps[index].starts - plan.steps[0].starts).days // 7 + 1
-
-
 def step_chart(plan: TaperPlan, width: int = 640, height: int = 240) -> str:
     """An SVG step chart of the daily OME over time."""
     left, right, top, bottom = 48, 16, 24, 36
@@ -85,7 +81,7 @@ def step_chart(plan: TaperPlan, width: int = 640, height: int = 240) -> str:
 def render_page(plan: TaperPlan, title: str = "Your opioid reduction plan") -> str:
     """The whole printable page (A4)."""
     rows = "".join(
-        f"<tr><td>Week {_week(plan, i)}<br><small>{step.starts.strftime('%d %b %Y')}</small></td>"
+        f"<tr><td>Week {plan.week_of(i)}<br><small>{step.starts.strftime('%d %b %Y')}</small></td>"
         f"<td>{escape(step.describe())}</td><td>{_ome(step.total_ome)}</td>"
         f"<td>{escape('; '.join(step.notes))}</td></tr>"
         for i, step in enumerate(plan.steps)

@@ -7,16 +7,13 @@ Unknown members are ignored, ``Bundle.type`` is not required.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from cds_service.clinical.record import PatientRecord, record_from_resources
+from cds_service.clinical.record import PatientRecord, bare_patient_id, patient_id_of, record_from_resources
 from cds_service.errors import BadRequest, Issue
 from cds_service.protocol.jsonbody import ROOT
 from cds_service.protocol.services import ContextField, ServiceDefinition
-
-_SUBJECT_PATIENT = re.compile(r"(?:^|/)Patient/([^/]+?)(?:/_history/[^/]+)?$")
 
 
 @dataclass(frozen=True)
@@ -45,7 +42,7 @@ class HookRequest:
     @property
     def patient_id(self) -> str:
         """The patient's resource id (a "Patient/123" reference, as some clients send, is read as "123")."""
-        return str(self.context["patientId"]).removeprefix("Patient/")
+        return bare_patient_id(str(self.context["patientId"]))
 
 
 def is_text(value: Any) -> bool:
@@ -167,7 +164,7 @@ def check_same_patient(resources: list[tuple[str, Any]], patient_id: str, issues
 
     Some clients send ``patientId`` as a reference ("Patient/123"); it is compared by its id.
     """
-    patient_id = patient_id.removeprefix("Patient/")
+    patient_id = bare_patient_id(patient_id)
     for path, resource in resources:
         if not isinstance(resource, dict):
             continue
@@ -177,8 +174,8 @@ def check_same_patient(resources: list[tuple[str, Any]], patient_id: str, issues
             continue
         subject = resource.get("subject")
         reference = subject.get("reference") if isinstance(subject, dict) else None
-        match = _SUBJECT_PATIENT.search(reference) if isinstance(reference, str) else None
-        if match and match.group(1) != patient_id:
+        subject_id = patient_id_of(reference)
+        if subject_id is not None and subject_id != patient_id:
             issues.append(Issue(f"Subject {reference!r} is not context.patientId.", f"{path}.subject.reference"))
 
 

@@ -14,13 +14,13 @@ from typing import Any
 from cds_service.clinical.knowledge.classify import product_from_parsed
 from cds_service.clinical.knowledge.model import Knowledge, Product, normalise_name
 from cds_service.clinical.knowledge.names import (
-    MASS_TO_MG,
     ParsedComponent,
     ParsedName,
     ParsedStrength,
     classify_form,
     parse_name,
 )
+from cds_service.clinical.units import MASS_TO_MG
 
 DMD = "https://dmd.nhs.uk"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from cds_service.clinical.units import MASS_TO_MG
+
 _NUMBER = r"(\d+(?:\.\d+)?|\.\d+)"
 _UNIT = r"(mg|g|micrograms?|mcg|µg|ug|nanograms?|ml|units?|gram|grams)"
 _PER = r"(ml|hour|hr|h|dose|actuation|actuat|spray|mg|g|micrograms?|mcg|µg|24hours|24 hours)"
@@ -33,19 +35,6 @@ _LEADING_QUALIFIER = re.compile(r"^\s*(abuse-deterrent|generic|matrix delivery|\
 # RxNorm packs: "{1 (0.1 ML) (diazepam 100 MG/ML Nasal Spray) } Pack", "{2 (fentanyl ... Mucosal Spray) } Pack"
 _PACK = re.compile(r"^\{\s*\d+\s*(?:\([^()]*ML\)\s*)?\((.+)\)\s*\}\s*pack", re.IGNORECASE)
 
-MASS_TO_MG = {
-    "mg": Decimal(1),
-    "g": Decimal(1000),
-    "gram": Decimal(1000),
-    "grams": Decimal(1000),
-    "microgram": Decimal("0.001"),
-    "micrograms": Decimal("0.001"),
-    "mcg": Decimal("0.001"),
-    "µg": Decimal("0.001"),
-    "ug": Decimal("0.001"),
-    "nanogram": Decimal("0.000001"),
-    "nanograms": Decimal("0.000001"),
-}
 
 # Release words (in a name or as the ingredient's suffix, e.g. "MORPHINE ER").
 MODIFIED_RELEASE = re.compile(
