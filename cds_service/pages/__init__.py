@@ -1,1 +1,1 @@
-"""pages"""
+"""HTML pages: /about (rules, thresholds, review dates) and /taper (a printable taper plan)."""
