@@ -170,13 +170,10 @@ def classify_form(text: str) -> tuple[str | None, str | None]:
     return route, presentation
 
 
-def parse_name(text: str) -> ParsedName | None:
-    """Parse a medicine name; None when it holds no strength (e.g. "Methadone hydrochloride powder")."""
-    original = " ".join(text.split())
-    working = original
-    notes: list[str] = []
-    brand = None
-    release_hint = False
+def _unwrap(text: str) -> tuple[str, str | None, bool]:
+    """The name without its RxNorm pack, qualifiers, brand suffix and leading duration or volume:
+    (what is left, the brand, whether a duration such as "24 HR" says modified release)."""
+    working, brand, release_hint = text, None, False
     if match := _PACK.match(working):
         working = match.group(1)
     working = _LEADING_QUALIFIER.sub("", working)
@@ -190,10 +187,13 @@ def parse_name(text: str) -> ParsedName | None:
         working = working[match.end() :]
     elif match := _LEADING_VOLUME.match(working):
         working = working[match.end() :]
-    matches = list(STRENGTH.finditer(working))
-    if not matches:
-        return None
+    return working, brand, release_hint
+
+
+def _components(working: str, matches: list[re.Match[str]]) -> tuple[list[ParsedComponent], str, list[str]]:
+    """Each ingredient's words and strengths, the form words after the last strength, and notes."""
     components: list[ParsedComponent] = []
+    notes: list[str] = []
     start, end = 0, len(working)
     for i, match in enumerate(matches):
         segment = working[start : match.start()]
@@ -215,34 +215,52 @@ def parse_name(text: str) -> ParsedName | None:
                 notes.append("text after the form was ignored")
                 end = matches[i + 1].start()
                 break
-    form = working[start:end].strip(" ,/").strip()
+    return components, working[start:end].strip(" ,/").strip(), notes
+
+
+_LIQUID = re.compile(r"solution|suspension|linctus|elixir|mixture|syrup|liquid|drops")
+
+
+def _route_and_presentation(
+    form: str, original: str, components: list[ParsedComponent]
+) -> tuple[str | None, str | None]:
     route, presentation = classify_form(form or original)
     if route is None and presentation is None:
         route, presentation = classify_form(original)
-    if route is None and any(s.per_unit == "hour" for c in components for s in c.strengths):
+    strengths = [s for c in components for s in c.strengths]
+    if route is None and any(s.per_unit == "hour" for s in strengths):
         route, presentation = "transdermal", "patch"  # "fentanyl 0.025 MG/HR": only patches are dosed per hour
-    if (
-        presentation is None
-        and route == "oral"
-        and re.search(
-            r"solution|suspension|linctus|elixir|mixture|syrup|"
-            r"liquid|drops",
-            form.lower(),
-        )
-    ):
+    if presentation is None and route == "oral" and _LIQUID.search(form.lower()):
         presentation = "ml"
-    if presentation is None and any(s.per_unit == "ml" for c in components for s in c.strengths):
+    if presentation is None and any(s.per_unit == "ml" for s in strengths):
         presentation = "ml"
     if route == "injection" and presentation is None:
         presentation = "ml"
-    modified = (
-        release_hint
+    return route, presentation
+
+
+def _is_modified_release(
+    form: str, route: str | None, brand: str | None, release_hint: bool, components: list[ParsedComponent]
+) -> bool:
+    return (
+        route == "transdermal"
+        or release_hint
         or bool(MODIFIED_RELEASE.search(form))
         or any(w in _RELEASE_WORDS - {"ir"} for c in components for w in c.words.split())
         or (brand is not None and bool(MODIFIED_RELEASE.search(brand)))
     )
-    if route == "transdermal":
-        modified = True
+
+
+def parse_name(text: str) -> ParsedName | None:
+    """Parse a medicine name; None when it holds no strength (e.g. "Methadone hydrochloride powder")."""
+    original = " ".join(text.split())
+    working, brand, release_hint = _unwrap(original)
+    matches = list(STRENGTH.finditer(working))
+    if not matches:
+        return None
+    components, form, notes = _components(working, matches)
+    route, presentation = _route_and_presentation(form, original, components)
+    modified = _is_modified_release(form, route, brand, release_hint, components)
     return ParsedName(
         text=original,
         components=tuple(components),
