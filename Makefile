@@ -12,11 +12,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# opioid_cds.egg-info is left in the checkout by the setuptools build used before 0.6.0; the editable install puts
+# the checkout on sys.path, where that stale metadata would hide the version (cds_service.__version__).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
+	rm -rf opioid_cds.egg-info
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	rm -rf opioid_cds.egg-info
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
@@ -48,4 +52,4 @@ format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache opioid_cds.egg-info

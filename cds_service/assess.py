@@ -20,12 +20,12 @@ from cds_service.clinical.knowledge.model import Knowledge
 from cds_service.clinical.ome import OmeResult, record_ome
 from cds_service.clinical.record import PatientRecord, validate_orders
 from cds_service.clinical.taper import Regimen, TaperError, TaperPlan, plan_taper, regimens_from_ome
+from cds_service.resources import default_rules_dir
 from cds_service.ruleset.engine import Engine, EngineError
 from cds_service.ruleset.rules import RuleSet, load_rules
 
 log = logging.getLogger(__name__)
 RELEVANT_CLASSES = frozenset({"opioid", "gabapentinoid", "benzodiazepine", "z-drug"})
-DEFAULT_RULES = Path(__file__).resolve().parents[1] / "rules"
 
 
 def clinical_codes() -> ClinicalCodes:
@@ -70,7 +70,7 @@ class Assessor:
     def from_paths(
         cls, knowledge: Knowledge, rules_dir: Path | None = None, settings_file: Path | None = None, profile: str = "uk"
     ) -> Assessor:
-        return cls(knowledge, load_rules(rules_dir or DEFAULT_RULES, settings_file), profile)
+        return cls(knowledge, load_rules(rules_dir or default_rules_dir(), settings_file), profile)
 
     def taper(self, ome: OmeResult, facts: RequestFacts, today: date) -> tuple[TaperPlan, list[Regimen]] | None:
         """The suggested taper (mr-first; slow when the facts say so), or None when no plan can be made."""

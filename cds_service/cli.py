@@ -188,10 +188,10 @@ def synth(args: argparse.Namespace) -> int:
 
 def check_rules(args: argparse.Namespace) -> int:
     """Check every rule file; print each problem with its file and line; exit 1 when there is any."""
-    from cds_service.assess import DEFAULT_RULES
+    from cds_service.resources import default_rules_dir
     from cds_service.ruleset.rules import RuleSetError, compile_rule, load_rules
 
-    directory = Path(args.directory) if args.directory else DEFAULT_RULES
+    directory = Path(args.directory) if args.directory else default_rules_dir()
     settings = Path(args.settings) if args.settings else None
     try:
         rule_set = load_rules(directory, settings)
@@ -262,7 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     ome_cmd.add_argument("--json", action="store_true", help="print the JSON result")
     ome_cmd.set_defaults(handler=ome)
     check_cmd = commands.add_parser("check-rules", help="check the rule files; every problem with file and line")
-    check_cmd.add_argument("directory", nargs="?", help="the rules directory (default: the service's rules/)")
+    check_cmd.add_argument(
+        "directory",
+        nargs="?",
+        default=os.environ.get("OPIOID_CDS_RULES"),
+        help="the rules directory (default: OPIOID_CDS_RULES, else the rules installed with the service)",
+    )
     check_cmd.add_argument(
         "--settings",
         default=os.environ.get("OPIOID_CDS_SETTINGS"),

@@ -41,7 +41,7 @@ class Settings:
     fhir_max_pages: int = 10
     fhir_max_response_bytes: int = 10 * 1024 * 1024
     profile: str = "uk"  # OME factor profile: uk | cdc-2022 | cdc-2016
-    rules_dir: Path | None = None  # default: the repository's rules/
+    rules_dir: Path | None = None  # default: resources.default_rules_dir() (in the package, or the checkout)
     settings_file: Path | None = None  # a practice's settings layered over rules/settings.yaml
     today: date | None = None  # fixed evaluation date, for tests and replays only
     pseudonym_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
