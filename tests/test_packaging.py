@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 import cds_service
 from cds_service.resources import default_rules_dir
@@ -148,3 +149,8 @@ def test_the_newest_changes_heading_is_the_package_version_and_about_shows_it(cl
     page = client.get("/about")
     assert page.status_code == 200
     assert f"opioid-cds {cds_service.__version__}" in page.get_data(as_text=True)
+
+
+def test_openapi_document_version_is_the_package_version():
+    document = yaml.safe_load((ROOT / "openapi.yaml").read_text(encoding="utf-8"))
+    assert document["info"]["version"] == cds_service.__version__
