@@ -345,6 +345,21 @@ def test_a_supply_in_weeks_runs_for_seven_days_a_week(knowledge, codes):
     assert _facts(record, knowledge, codes).summary["early_request_working_days"] == 1
 
 
+def test_a_supply_too_long_for_the_calendar_runs_out_on_its_last_day(knowledge, codes):
+    # 10^12 days from 2026-11-02 is past 9999-12-31 (timedelta itself stops at 999999999 days): the supply runs
+    # out on date.max, so a reissue today is as early as can be, shown as 999 on the card.
+    supply = {"expectedSupplyDuration": {"value": 10**12, "unit": "d"}}
+    record = _record(
+        ("existing", _order("issue", MORPHINE_MR, status="completed", intent="instance-order", authoredOn="2026-11-02",
+                            dispenseRequest=supply, courseOfTherapyType=CONTINUOUS)),
+        ("draft", _order("draft", MORPHINE_MR, status="draft", intent="instance-order", authoredOn="2026-11-23",
+                         courseOfTherapyType=CONTINUOUS)),
+    )  # fmt: skip
+    result = _facts(record, knowledge, codes)
+    assert result.summary["early_request_working_days"] == working_days_between(TODAY, date.max)
+    assert result.values["days_early"] == "999"
+
+
 def test_sedative_class_count_counts_classes_not_drugs(knowledge, codes):
     # Pregabalin (gabapentinoid) + diazepam and a draft lorazepam (both benzodiazepines) + zopiclone (Z-drug),
     # and a stopped gabapentin that does not count: 3 classes, not 4 current drugs.

@@ -5,6 +5,8 @@ The registered width is both what the rule checker assumes (``PLACEHOLDER_WIDTH`
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from cds_service.clinical.facts.inputs import SEDATIVE_CLASSES, FactInputs
 from cds_service.clinical.facts.registry import (
     CardValue,
@@ -34,17 +36,17 @@ ORDERS = register_card_value(
 
 
 @card_value("total_ome", NUMBER_WIDTH, fit_count, "total daily OME, mg")
-def total_ome(i: FactInputs) -> object:
+def total_ome(i: FactInputs) -> Decimal:
     return i.ome.total_max
 
 
 @card_value("total_ome_min", NUMBER_WIDTH, fit_count, "total daily OME of regular doses, mg")
-def total_ome_min(i: FactInputs) -> object:
+def total_ome_min(i: FactInputs) -> Decimal:
     return i.ome.total_min
 
 
 @card_value("before", NUMBER_WIDTH, fit_count, "total daily OME before the orders being prescribed now, mg")
-def before(i: FactInputs) -> object:
+def before(i: FactInputs) -> Decimal:
     return i.total_before_drafts
 
 

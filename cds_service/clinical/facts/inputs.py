@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from cds_service.clinical.facts import fhir
@@ -149,58 +150,80 @@ class RepeatOrder:
     working_days_early: int  # a draft issued before the family's last supply runs out: working days early
 
 
-def _months_on_repeat(family: list[OrderInfo], today: date) -> int | None:
-    dates = [o.issued_on for o in family if o.repeat and o.issued_on]
-    return fhir.months_between(min(dates), today) if dates else None
+def runs_out(issued: date, days: Decimal) -> date:
+    """The day a supply of ``days`` issued on ``issued`` runs out (the last date there is, if beyond it)."""
+    try:
+        return issued + timedelta(days=float(days))
+    except OverflowError:
+        return date.max if days > 0 else issued
 
 
-def _months_not_issued(info: OrderInfo, family: list[OrderInfo], today: date) -> int | None:
-    if info.is_draft:
-        return None
-    issued = [o.issued_on for o in family if o.order.intent != "plan" and o.issued_on]
-    return fhir.months_between(max(issued), today) if issued else None  # no issue on record: unknown
+@dataclass
+class Family:
+    """The orders of one product, any status and origin; what the repeat facts read of them, each computed once
+    (and only when a fact asks)."""
+
+    members: list[OrderInfo]
+
+    @cached_property
+    def first_repeat(self) -> date | None:
+        return min((o.issued_on for o in self.members if o.repeat and o.issued_on), default=None)
+
+    @cached_property
+    def last_issued(self) -> date | None:
+        return max((o.issued_on for o in self.members if o.order.intent != "plan" and o.issued_on), default=None)
+
+    @cached_property
+    def latest_expiry(self) -> date | None:
+        return max((d for o in self.members if (d := fhir.expiry(o.order.resource))), default=None)
+
+    @cached_property
+    def supplies(self) -> list[tuple[date, date]]:
+        """(issued, runs out) of every supply on record (not a draft) whose length is known."""
+        found = []
+        for member in self.members:
+            if not member.is_draft and member.issued_on and (days := fhir.supply_days(member.order)):
+                found.append((member.issued_on, runs_out(member.issued_on, days)))
+        return found
 
 
-def _working_days_early(info: OrderInfo, family: list[OrderInfo], today: date) -> int:
-    """How many working days before the family's earlier supplies run out the draft ``info`` is issued."""
-    issued_now = info.issued_on or today
-    early = 0
-    for previous in family:
-        if previous is info or previous.is_draft or not previous.issued_on or previous.issued_on > issued_now:
-            continue
-        days = fhir.supply_days(previous.order)
-        if days:
-            runs_out = previous.issued_on + timedelta(days=float(days))
-            early = max(early, fhir.working_days_between(issued_now, runs_out))
-    return early
+def _working_days_early(issued_now: date, family: Family) -> int:
+    """How many working days before the family's earlier supplies run out a draft issued on ``issued_now`` is."""
+    ahead = (fhir.working_days_between(issued_now, end) for start, end in family.supplies if start <= issued_now)
+    return max(ahead, default=0)
 
 
-def repeat_order(info: OrderInfo, family: list[OrderInfo], existing: set[str | None], today: date) -> RepeatOrder:
-    months = _months_on_repeat(family, today)
-    not_issued = _months_not_issued(info, family, today) if months is not None else None
-    reauthorised = info.is_draft and (
-        bool(info.order.resource.get("basedOn") or info.order.resource.get("priorPrescription")) or info.key in existing
-    )
-    expiries = [d for o in family if (d := fhir.expiry(o.order.resource))] if reauthorised else []
+def _reauthorises(draft: OrderInfo, existing: set[str | None]) -> bool:
+    """A draft linked to an earlier order, or of the same product as an existing repeat."""
+    resource = draft.order.resource
+    return bool(resource.get("basedOn") or resource.get("priorPrescription")) or draft.key in existing
+
+
+def repeat_order(info: OrderInfo, family: Family, existing: set[str | None], today: date) -> RepeatOrder:
+    first = family.first_repeat
+    last = family.last_issued if first and not info.is_draft else None  # no issue on record: unknown
+    reauthorised = info.is_draft and _reauthorises(info, existing)
+    expiry = family.latest_expiry if reauthorised else None
     return RepeatOrder(
         info=info,
-        months_on_repeat=months,
-        months_not_issued=not_issued,
+        months_on_repeat=fhir.months_between(first, today) if first else None,
+        months_not_issued=fhir.months_between(last, today) if last else None,
         reauthorised=reauthorised,
-        past_expiry=bool(expiries) and max(expiries) < today,
-        working_days_early=_working_days_early(info, family, today) if info.is_draft else 0,
+        past_expiry=expiry is not None and expiry < today,
+        working_days_early=_working_days_early(info.issued_on or today, family) if info.is_draft else 0,
     )
 
 
 def repeats(orders: list[OrderInfo], meds: Medication, today: date) -> list[RepeatOrder]:
     """Every current opioid repeat, in order."""
-    families: dict[str, list[OrderInfo]] = defaultdict(list)
+    members: dict[str, list[OrderInfo]] = defaultdict(list)
     for info in orders:
         if info.key is not None:
-            families[info.key].append(info)
+            members[info.key].append(info)
+    families = {key: Family(found) for key, found in members.items()}
     existing = {o.key for o in meds.current if not o.is_draft and o.repeat}
     return [
-        repeat_order(o, families[o.key] if o.key is not None else [o], existing, today)
+        repeat_order(o, families[o.key] if o.key is not None else Family([o]), existing, today)
         for o in meds.opioids
         if o.repeat
     ]
