@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cds_service.cards.taper import detail_lines, taper_link, taper_suggestion
-from cds_service.clinical.facts import RequestFacts
+from cds_service.clinical.facts import RequestFacts, card_text
 from cds_service.clinical.record import HISTORY_STATUSES
 from cds_service.ruleset.engine import Firing
 from cds_service.ruleset.rules import PLACEHOLDER, Rule, RuleSet
@@ -226,12 +226,8 @@ def render_card(
     settings = {name: s.value for name, s in rule_set.settings.items()}
     subjects = [facts.order_refs[f.order["ref"]] for f in firings if f.order and f.order.get("ref") in facts.order_refs]
     values = dict(facts.values)
-    if subjects:
-        names = list(dict.fromkeys(o.display for o in subjects))
-        text = ", ".join(names)
-        values["orders"] = text if len(text) <= 48 else text[:47].rstrip(", ") + "…"
-    else:
-        values["orders"] = "The order"
+    names = list(dict.fromkeys(o.display for o in subjects))
+    values["orders"] = card_text("orders", names) if subjects else "The order"
     taper = None
     if rule.card.get("taper_advice") and not facts.summary["has_opioid_dependence"] and ctx.taper is not None:
         taper = ctx.taper()

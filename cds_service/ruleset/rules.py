@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from cds_service.clinical.facts import FACTS
+from cds_service.clinical.facts import FACTS, PLACEHOLDER_WIDTH  # the longest text of each card placeholder
 from cds_service.errors import RuleSetError
 
 OPERATORS = {"eq", "neq", "gt", "gte", "lt", "lte", "in"}
@@ -31,25 +31,6 @@ CARD_REQUIRED = {"indicator", "summary", "detail"}
 CARD_KEYS = CARD_REQUIRED | {"advice", "suggestions", "links", "taper_advice", "patient_message"}
 SUGGESTIONS = {"medication-review", "refer-pain-service", "change-to-acute", "remove-from-repeat"}
 SUMMARY_LIMIT = 139
-# The longest text each card placeholder can take (cards.py truncates to these).
-PLACEHOLDER_WIDTH = {
-    "total_ome": 6,
-    "total_ome_min": 6,
-    "before": 6,
-    "orders": 48,
-    "ingredients": 40,
-    "classes": 48,
-    "months": 3,
-    "review_age": 20,
-    "last_review": 40,
-    "days_early": 3,
-    "not_issued_months": 3,
-    "repeat_orders": 48,
-    "early_orders": 48,
-    "unissued_orders": 48,
-    "duplicate_ingredient": 20,
-    "sedative_drugs": 30,
-}
 PLACEHOLDER = re.compile(r"\{([a-z_.]+)\}")  # a card template placeholder: {name} or {settings.name}
 
 
