@@ -21,7 +21,8 @@ from cds_service.clinical.ome import OmeResult, compute_ome
 from cds_service.clinical.record import PatientRecord, validate_orders
 from cds_service.clinical.taper import Regimen, TaperError, TaperPlan, plan_taper, regimens_from_ome
 from cds_service.ruleset.engine import Engine, EngineError
-from cds_service.ruleset.rules import RuleSet, load_rules
+from cds_service.ruleset.loader import load_rules
+from cds_service.ruleset.model import RuleSet
 
 log = logging.getLogger(__name__)
 RELEVANT_CLASSES = frozenset({"opioid", "gabapentinoid", "benzodiazepine", "z-drug"})

@@ -189,7 +189,9 @@ def synth(args: argparse.Namespace) -> int:
 def check_rules(args: argparse.Namespace) -> int:
     """Check every rule file; print each problem with its file and line; exit 1 when there is any."""
     from cds_service.assess import DEFAULT_RULES
-    from cds_service.ruleset.rules import RuleSetError, compile_rule, load_rules
+    from cds_service.errors import RuleSetError
+    from cds_service.ruleset.compiler import compile_rule
+    from cds_service.ruleset.loader import load_rules
 
     directory = Path(args.directory) if args.directory else DEFAULT_RULES
     settings = Path(args.settings) if args.settings else None

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cds_service.ruleset.rules import SUMMARY_LIMIT, load_rules, longest_summary
+from cds_service.ruleset.loader import load_rules
+from cds_service.ruleset.model import SUMMARY_LIMIT, longest_summary
 from tests.helpers import FILES, ROOT
 
 RULES = ROOT / "rules"
@@ -63,7 +64,7 @@ def test_every_required_rule_exists_once_in_its_family_folder():
 def test_every_summary_fits_139_characters_at_its_widest():
     rule_set = load_rules(RULES)
     for rule in rule_set.rules:
-        assert longest_summary(rule.card["summary"], rule_set.settings) <= SUMMARY_LIMIT, rule.id
+        assert longest_summary(rule.card.summary, rule_set.settings) <= SUMMARY_LIMIT, rule.id
 
 
 def test_every_setting_cites_its_source():
