@@ -132,3 +132,40 @@ def test_the_service_refuses_to_start_on_a_broken_rule_set(tmp_path):
     (directory / "dose/unknown-fact.yaml").write_text((INVALID / "unknown-fact.yaml").read_text())
     with pytest.raises(ConfigError, match="unknown fact"):
         create_app(dev_settings(tmp_path, rules_dir=directory))
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        # line 1-3: a good override; line 4: the broken one.
+        ("high_ome_mg_per_day:\n  value: 90\n  source: x\nhigh_mme:\n  value: 90\n  source: x\n", 4, "unknown setting"),
+        ("high_ome_mg_per_day:\n  value: 90\n  source: x\nvery_high_ome_mg_per_day: 300\n", 4, "needs a value"),
+        ("high_ome_mg_per_day:\n  value: 90\n  source: x\n\nvery_high_ome_mg_per_day:\n  value: 300\n", 5, "source"),
+    ],
+)
+def test_a_broken_practice_setting_is_reported_at_its_own_line(tmp_path, text, line, message):
+    practice = tmp_path / "practice.yaml"
+    practice.write_text(text)
+    result = _check(RULES, "--settings", str(practice))
+    assert result.returncode == 1
+    assert f"{practice}:{line}: " in result.stdout and message in result.stdout, result.stdout
+
+
+def test_a_broken_link_is_reported_at_its_own_line(tmp_path):
+    directory = tmp_path / "rules"
+    shutil.copytree(RULES, directory)
+    links = directory / "links.yaml"
+    lines = links.read_text().splitlines()
+    links.write_text("\n".join([*lines, "plain-http:", "  label: Not secure", "  url: http://example.org/", ""]))
+    result = _check(directory)
+    assert result.returncode == 1
+    assert f"{links}:{len(lines) + 1}: link 'plain-http' needs a label and an https url" in result.stdout, result.stdout
+
+
+def test_a_problem_prints_as_path_line_message():
+    from cds_service.ruleset.model import Problem
+
+    assert (
+        str(Problem(Path("rules/dose/x.yaml"), 4, "status must be one of"))
+        == "rules/dose/x.yaml:4: status must be one of"
+    )
