@@ -11,7 +11,7 @@ import yaml
 from cds_service.clinical.facts import FACTS
 from cds_service.ruleset.loader import rule_files
 from cds_service.ruleset.model import CARD_KEYS, INDICATORS, OPERATORS, STATUSES, SUGGESTIONS, TOP_KEYS
-from cds_service.ruleset.schema import SCHEMA_FILE, rule_schema, schema_text
+from cds_service.ruleset.schema import SCHEMA_FILE, placeholder_table, rule_schema, schema_text, vocabulary_table
 from tests.helpers import FILES, ROOT
 
 RULES = ROOT / "rules"
@@ -94,3 +94,40 @@ def test_the_schema_enumerates_the_model_vocabulary():
 )
 def test_a_broken_example_the_schema_can_see_is_refused_by_it(case):
     assert list(_validator().iter_errors(_as_editor_reads((INVALID / case).read_text())))
+
+
+def _between(text: str, start: str, end: str) -> str:
+    assert text.count(start) == 1 and text.count(end) == 1
+    return text.split(start, 1)[1].split(end, 1)[0].lstrip("\n")
+
+
+def test_the_readme_fact_table_is_the_generated_one():
+    readme = (RULES / "README.md").read_text()
+    assert _between(readme, "<!-- vocabulary: generated, do not edit -->", "<!-- end vocabulary -->") == (
+        vocabulary_table()
+    )
+
+
+def test_the_readme_placeholder_table_is_the_generated_one():
+    readme = (RULES / "README.md").read_text()
+    assert _between(readme, "<!-- placeholders: generated, do not edit -->", "<!-- end placeholders -->") == (
+        placeholder_table()
+    )
+
+
+def test_the_vocabulary_table_has_one_row_per_fact_in_order():
+    rows = vocabulary_table().splitlines()[2:]
+    assert [row.split("`")[1] for row in rows] == list(FACTS)
+    assert all(row.count(" | ") == 3 for row in rows)  # a '|' inside a description is escaped
+
+
+def test_check_rules_prints_the_vocabulary_and_the_schema():
+    import subprocess
+    import sys
+
+    def run(flag):
+        command = [sys.executable, "-m", "cds_service", "check-rules", flag]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
+
+    assert run("--vocabulary") == vocabulary_table()
+    assert run("--schema") == (RULES / SCHEMA_FILE).read_text()

@@ -16,6 +16,7 @@ from cds_service.ruleset.model import (
     CARD_REQUIRED,
     INDICATORS,
     OPERATORS,
+    PLACEHOLDER_WIDTH,
     PROVENANCE_KEYS,
     STATUSES,
     SUGGESTIONS,
@@ -136,4 +137,11 @@ def vocabulary_table() -> str:
     for spec in FACTS.values():
         meaning = spec.description.replace("|", "\\|")
         rows.append(f"| `{spec.name}` | {spec.kind} | {spec.type} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def placeholder_table() -> str:
+    """The Markdown table of card placeholders and their widest text (``rules/README.md`` holds a copy)."""
+    rows = ["| placeholder | at most (characters) |", "|---|---|"]
+    rows += [f"| `{{{name}}}` | {width} |" for name, width in PLACEHOLDER_WIDTH.items()]
     return "\n".join(rows) + "\n"
