@@ -169,3 +169,34 @@ def test_a_problem_prints_as_path_line_message():
         str(Problem(Path("rules/dose/x.yaml"), 4, "status must be one of"))
         == "rules/dose/x.yaml:4: status must be one of"
     )
+
+
+@pytest.mark.parametrize(
+    ("module", "absent"),
+    [
+        ("cds_service.cards.render", "durable_rules_engine"),  # rendering a card never loads the C engine
+        ("cds_service.ruleset.model", "yaml"),  # the model is pure
+        ("cds_service.ruleset.model", "durable_rules_engine"),
+        ("cds_service.ruleset.compiler", "yaml"),
+        ("cds_service.ruleset.engine", "cds_service.ruleset.loader"),  # the engine never reads files
+    ],
+)
+def test_each_rule_layer_module_imports_only_what_it_needs(module, absent):
+    code = f"import sys, {module}; print({absent!r} in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_ruleset_error_holds_problem_objects(tmp_path):
+    from cds_service.errors import RuleSetError
+    from cds_service.ruleset.model import Problem
+
+    directory = tmp_path / "rules"
+    shutil.copytree(RULES, directory)
+    (directory / "dose/bad-status.yaml").write_text((INVALID / "bad-status.yaml").read_text())
+    with pytest.raises(RuleSetError) as caught:
+        load_rules(directory)
+    (problem,) = caught.value.problems
+    assert problem == Problem(
+        directory / "dose/bad-status.yaml", 4, "status must be one of ['draft', 'active', 'retired']"
+    )

@@ -254,14 +254,15 @@ class _RuleReader:
         if not isinstance(provenance, dict):
             self.problem(line, f"provenance must be a mapping of {', '.join(PROVENANCE_KEYS)}")
             return None
-        missing = [k for k in PROVENANCE_KEYS if k not in provenance or provenance[k] in (None, "")]
+        missing = [k for k in PROVENANCE_KEYS if provenance.get(k) in (None, "")]
         if missing:
             self.problem(line, f"provenance needs {missing}")
+        for key in provenance:
+            if key not in PROVENANCE_KEYS:
+                self.problem(provenance.line_of(key), f"provenance has unknown key {key!r}")
+        if missing or set(provenance) != set(PROVENANCE_KEYS):
             return None
-        unknown = [k for k in provenance if k not in PROVENANCE_KEYS]
-        for key in unknown:
-            self.problem(provenance.line_of(key), f"provenance has unknown key {key!r}")
-        return None if unknown else Provenance(*(str(provenance[k]) for k in PROVENANCE_KEYS))
+        return Provenance(*(str(provenance[k]) for k in PROVENANCE_KEYS))
 
     # when
     def read_condition(self, node: Any, line: int) -> Condition | None:
@@ -308,20 +309,22 @@ class _RuleReader:
             what = f"unknown fact {fact!r}" if "fact" in node else "a condition needs 'fact' (or all, any, not)"
             self.problem(node.line_of("fact"), what)
             return None
-        operators = [k for k in node if k != "fact"]
-        if len(operators) != 1 or operators[0] not in OPERATORS:
-            wrong = next((k for k in operators if k not in OPERATORS), None)
-            line = node.line_of(wrong) if wrong is not None else node.line_of("fact")
-            self.problem(line, f"use exactly one operator of {sorted(OPERATORS)}, not {sorted(map(str, operators))}")
-            return None
-        operator = operators[0]
-        value = self.read_value(node[operator])
-        if value is _INVALID:
+        operator = self.read_operator(node)
+        value = self.read_value(node[operator]) if operator else _INVALID
+        if operator is None or value is _INVALID:
             return None
         resolved = self.settings[value.name].value if isinstance(value, SettingRef) else value
         if not self.check_value(fact, operator, resolved, node.line_of(operator)):
             return None
         return Comparison(fact, operator, tuple(value) if isinstance(value, list) else value)
+
+    def read_operator(self, node: LineMap) -> str | None:
+        operators = [k for k in node if k != "fact"]
+        if len(operators) == 1 and operators[0] in OPERATORS:
+            return operators[0]
+        wrong = next((k for k in operators if k not in OPERATORS), "fact")
+        self.problem(node.line_of(wrong), f"use exactly one operator of {list(OPERATORS)}, not {operators}")
+        return None
 
     def read_value(self, value: Any) -> Any:
         if not isinstance(value, LineMap):
@@ -351,6 +354,25 @@ class _RuleReader:
             self.problem(line, "'card' must be a mapping")
             return None
         before = len(self.problems)
+        self.check_card_keys(card, line)
+        self.check_card_texts(card)
+        self.check_names(card, "suggestions", SUGGESTIONS)
+        self.check_names(card, "links", self.links)
+        self.check_card_options(card)
+        if len(self.problems) > before:
+            return None
+        return Card(
+            indicator=card["indicator"],
+            summary=card["summary"],
+            detail=card["detail"],
+            advice=tuple(card.get("advice", ())),
+            suggestions=tuple(card.get("suggestions") or ()),
+            links=tuple(card.get("links") or ()),
+            taper_advice=card.get("taper_advice", False),
+            patient_message=card.get("patient_message"),
+        )
+
+    def check_card_keys(self, card: LineMap, line: int) -> None:
         for key in CARD_REQUIRED:
             if key not in card:
                 self.problem(line, f"card is missing '{key}'")
@@ -359,36 +381,26 @@ class _RuleReader:
                 self.problem(card.line_of(key), f"card has unknown key {key!r}")
         if "indicator" in card and card["indicator"] not in INDICATORS:
             self.problem(card.line_of("indicator"), f"indicator must be one of {list(INDICATORS)}")
+
+    def check_card_texts(self, card: LineMap) -> None:
         for key in CARD_TEMPLATES:
             if key in card:
-                self.check_template(card[key], card.line_of(key))
+                self.check_template(key, card[key], card.line_of(key))
         if _is_text(card.get("summary")):
             longest = longest_summary(card["summary"], self.settings)
             if longest > SUMMARY_LIMIT:
                 self.problem(card.line_of("summary"), f"summary could be {longest} characters (limit {SUMMARY_LIMIT})")
-        self.check_names(card, "suggestions", SUGGESTIONS)
-        self.check_names(card, "links", self.links)
+
+    def check_card_options(self, card: LineMap) -> None:
         advice = card.get("advice", [])
         if not isinstance(advice, list) or not all(_is_text(a) for a in advice):
             self.problem(card.line_of("advice"), "advice must be a list of text")
         if not isinstance(card.get("taper_advice", False), bool):
             self.problem(card.line_of("taper_advice"), "taper_advice must be true or false")
-        if len(self.problems) > before:
-            return None
-        return Card(
-            indicator=card["indicator"],
-            summary=card["summary"],
-            detail=card["detail"],
-            advice=tuple(advice),
-            suggestions=tuple(card.get("suggestions") or ()),
-            links=tuple(card.get("links") or ()),
-            taper_advice=card.get("taper_advice", False),
-            patient_message=card.get("patient_message"),
-        )
 
-    def check_template(self, text: Any, line: int) -> None:
+    def check_template(self, key: str, text: Any, line: int) -> None:
         if not _is_text(text):
-            self.problem(line, "must be non-empty text")
+            self.problem(line, f"'{key}' must be non-empty text")
             return
         for name in PLACEHOLDER.findall(text):
             if name.startswith("settings."):
