@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from cds_service.assess import Assessor
 from cds_service.clinical.knowledge.loader import load_knowledge
-from cds_service.clinical.record import warm_up
+from cds_service.clinical.validation import warm_up
 from cds_service.config import Settings, load_settings
 from cds_service.errors import (
     BadRequest,

@@ -18,11 +18,13 @@ from cds_service.clinical.facts import ClinicalCodes, RequestFacts, build_facts
 from cds_service.clinical.knowledge.codelists import load_codelist
 from cds_service.clinical.knowledge.model import Knowledge
 from cds_service.clinical.ome import OmeResult, record_ome
-from cds_service.clinical.record import PatientRecord, validate_orders
+from cds_service.clinical.record import PatientRecord
 from cds_service.clinical.taper import Regimen, TaperError, TaperPlan, plan_taper, regimens_from_ome
+from cds_service.clinical.validation import validate_orders
 from cds_service.resources import default_rules_dir
 from cds_service.ruleset.engine import Engine, EngineError
-from cds_service.ruleset.rules import RuleSet, load_rules
+from cds_service.ruleset.loader import load_rules
+from cds_service.ruleset.model import RuleSet
 
 log = logging.getLogger(__name__)
 RELEVANT_CLASSES = frozenset({"opioid", "gabapentinoid", "benzodiazepine", "z-drug"})

@@ -188,9 +188,16 @@ def synth(args: argparse.Namespace) -> int:
 
 def check_rules(args: argparse.Namespace) -> int:
     """Check every rule file; print each problem with its file and line; exit 1 when there is any."""
+    from cds_service.errors import RuleSetError
     from cds_service.resources import default_rules_dir
-    from cds_service.ruleset.rules import RuleSetError, compile_rule, load_rules
+    from cds_service.ruleset.compiler import compile_rule
+    from cds_service.ruleset.loader import load_rules
 
+    if args.vocabulary or args.schema:
+        from cds_service.ruleset.schema import schema_text, vocabulary_table
+
+        print(vocabulary_table() if args.vocabulary else schema_text(), end="")
+        return 0
     directory = Path(args.directory) if args.directory else default_rules_dir()
     settings = Path(args.settings) if args.settings else None
     try:
@@ -273,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("OPIOID_CDS_SETTINGS"),
         help="a practice settings file layered over settings.yaml",
     )
+    shown = check_cmd.add_mutually_exclusive_group()
+    shown.add_argument("--vocabulary", action="store_true", help="print the fact vocabulary as a Markdown table")
+    shown.add_argument("--schema", action="store_true", help="print the JSON Schema of a rule file")
     check_cmd.set_defaults(handler=check_rules)
     taper_cmd = commands.add_parser("taper", help="a taper plan for the opioids in a request, Bundle or order")
     taper_cmd.add_argument("file", help="a JSON file, or - for standard input")

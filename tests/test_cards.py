@@ -13,7 +13,7 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from cds_service.assess import Assessor
 from cds_service.clinical.knowledge.loader import load_knowledge
 from cds_service.clinical.record import record_from_document
-from cds_service.ruleset.rules import load_rules
+from cds_service.ruleset.loader import load_rules
 from tests.helpers import FIXTURES, ROOT
 
 TODAY = date(2026, 11, 23)

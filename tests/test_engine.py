@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from cds_service.ruleset.engine import Engine, EngineError, clean_fact
-from cds_service.ruleset.rules import load_rules
+from cds_service.ruleset.loader import load_rules
 from tests.helpers import ROOT
 
 

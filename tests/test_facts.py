@@ -19,7 +19,7 @@ from cds_service.clinical.knowledge.loader import load_knowledge
 from cds_service.clinical.knowledge.model import Product
 from cds_service.clinical.ome import OmeResult, OrderOme, record_ome
 from cds_service.clinical.record import PatientRecord, record_from_document, record_from_resources
-from cds_service.ruleset import rules
+from cds_service.ruleset import loader, model
 from tests.helpers import FIXTURES, ROOT
 
 TODAY = date(2026, 11, 23)  # a Monday
@@ -231,23 +231,24 @@ def test_absurd_request_card_summaries_stay_within_the_limit(codes):
     record, ome = _absurd_request()
     result = build_facts("order-sign", record, ome, None, codes, SETTINGS, TODAY)
     values = {**result.values, "orders": card_text("orders", [o.display for o in ome.orders])}
-    rule_set = rules.load_rules(ROOT / "rules")
+    rule_set = loader.load_rules(ROOT / "rules")
     for rule in rule_set.rules:
-        summary = rules.PLACEHOLDER.sub(
+        summary = model.PLACEHOLDER.sub(
             lambda m: (
                 str(rule_set.settings[m.group(1)[9:]].value)
                 if m.group(1).startswith("settings.")
                 else values[m.group(1)]
             ),
-            rule.card["summary"],
+            rule.card.summary,
         )
-        assert len(summary) <= rules.SUMMARY_LIMIT, (rule.id, summary)
+        assert len(summary) <= model.SUMMARY_LIMIT, (rule.id, summary)
 
 
 # --- (c) the rule checker's widths are the registry's ---------------------------------------------------------
 def test_rule_checker_uses_the_registered_card_value_widths():
-    assert rules.PLACEHOLDER_WIDTH is facts.PLACEHOLDER_WIDTH
-    assert {name: value.width for name, value in CARD_VALUES.items()} == rules.PLACEHOLDER_WIDTH
+    assert model.PLACEHOLDER_WIDTH is facts.PLACEHOLDER_WIDTH
+    assert loader.PLACEHOLDER_WIDTH is facts.PLACEHOLDER_WIDTH
+    assert {name: value.width for name, value in CARD_VALUES.items()} == model.PLACEHOLDER_WIDTH
 
 
 # --- (d) facts worked out by hand -------------------------------------------------------------------------------

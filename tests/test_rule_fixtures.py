@@ -16,7 +16,7 @@ from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from cds_service.ruleset.rules import load_rules
+from cds_service.ruleset.loader import load_rules
 from tests.helpers import FIXTURES, ROOT, gunicorn_server
 from tests.openapi_check import errors
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cds_service.ruleset.rules import SUMMARY_LIMIT, load_rules, longest_summary
+from cds_service.ruleset.loader import load_rules
+from cds_service.ruleset.model import SUMMARY_LIMIT, longest_summary
 from tests.helpers import FILES, ROOT
 
 RULES = ROOT / "rules"
@@ -63,7 +64,7 @@ def test_every_required_rule_exists_once_in_its_family_folder():
 def test_every_summary_fits_139_characters_at_its_widest():
     rule_set = load_rules(RULES)
     for rule in rule_set.rules:
-        assert longest_summary(rule.card["summary"], rule_set.settings) <= SUMMARY_LIMIT, rule.id
+        assert longest_summary(rule.card.summary, rule_set.settings) <= SUMMARY_LIMIT, rule.id
 
 
 def test_every_setting_cites_its_source():
@@ -131,3 +132,71 @@ def test_the_service_refuses_to_start_on_a_broken_rule_set(tmp_path):
     (directory / "dose/unknown-fact.yaml").write_text((INVALID / "unknown-fact.yaml").read_text())
     with pytest.raises(ConfigError, match="unknown fact"):
         create_app(dev_settings(tmp_path, rules_dir=directory))
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        # line 1-3: a good override; line 4: the broken one.
+        ("high_ome_mg_per_day:\n  value: 90\n  source: x\nhigh_mme:\n  value: 90\n  source: x\n", 4, "unknown setting"),
+        ("high_ome_mg_per_day:\n  value: 90\n  source: x\nvery_high_ome_mg_per_day: 300\n", 4, "needs a value"),
+        ("high_ome_mg_per_day:\n  value: 90\n  source: x\n\nvery_high_ome_mg_per_day:\n  value: 300\n", 5, "source"),
+    ],
+)
+def test_a_broken_practice_setting_is_reported_at_its_own_line(tmp_path, text, line, message):
+    practice = tmp_path / "practice.yaml"
+    practice.write_text(text)
+    result = _check(RULES, "--settings", str(practice))
+    assert result.returncode == 1
+    assert f"{practice}:{line}: " in result.stdout and message in result.stdout, result.stdout
+
+
+def test_a_broken_link_is_reported_at_its_own_line(tmp_path):
+    directory = tmp_path / "rules"
+    shutil.copytree(RULES, directory)
+    links = directory / "links.yaml"
+    lines = links.read_text().splitlines()
+    links.write_text("\n".join([*lines, "plain-http:", "  label: Not secure", "  url: http://example.org/", ""]))
+    result = _check(directory)
+    assert result.returncode == 1
+    assert f"{links}:{len(lines) + 1}: link 'plain-http' needs a label and an https url" in result.stdout, result.stdout
+
+
+def test_a_problem_prints_as_path_line_message():
+    from cds_service.ruleset.model import Problem
+
+    assert (
+        str(Problem(Path("rules/dose/x.yaml"), 4, "status must be one of"))
+        == "rules/dose/x.yaml:4: status must be one of"
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "absent"),
+    [
+        ("cds_service.cards.render", "durable_rules_engine"),  # rendering a card never loads the C engine
+        ("cds_service.ruleset.model", "yaml"),  # the model is pure
+        ("cds_service.ruleset.model", "durable_rules_engine"),
+        ("cds_service.ruleset.compiler", "yaml"),
+        ("cds_service.ruleset.engine", "cds_service.ruleset.loader"),  # the engine never reads files
+    ],
+)
+def test_each_rule_layer_module_imports_only_what_it_needs(module, absent):
+    code = f"import sys, {module}; print({absent!r} in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_ruleset_error_holds_problem_objects(tmp_path):
+    from cds_service.errors import RuleSetError
+    from cds_service.ruleset.model import Problem
+
+    directory = tmp_path / "rules"
+    shutil.copytree(RULES, directory)
+    (directory / "dose/bad-status.yaml").write_text((INVALID / "bad-status.yaml").read_text())
+    with pytest.raises(RuleSetError) as caught:
+        load_rules(directory)
+    (problem,) = caught.value.problems
+    assert problem == Problem(
+        directory / "dose/bad-status.yaml", 4, "status must be one of ['draft', 'active', 'retired']"
+    )

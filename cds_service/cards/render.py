@@ -17,8 +17,7 @@ from typing import Any
 from cds_service.cards.taper import detail_lines, taper_link, taper_suggestion
 from cds_service.clinical.facts import RequestFacts, card_text
 from cds_service.clinical.record import HISTORY_STATUSES
-from cds_service.ruleset.engine import Firing
-from cds_service.ruleset.rules import PLACEHOLDER, Rule, RuleSet
+from cds_service.ruleset.model import PLACEHOLDER, Firing, Rule, RuleSet
 
 RULE_SYSTEM = "urn:opioid-cds:rule"
 OVERRIDE_SYSTEM = "urn:opioid-cds:override-reason"
@@ -104,7 +103,7 @@ def _detail(
     taper_text: str | None = None,
 ) -> str:
     card = rule.card
-    parts = [_fill(card["detail"], values, settings)]
+    parts = [_fill(card.detail, values, settings)]
     table = _orders_table(ome)
     if table:
         total = (
@@ -123,8 +122,8 @@ def _detail(
             "**Not counted** (the total may be higher):\n"
             + "\n".join(f"- {o.display or o.id}: {o.reason}" for o in missing)
         )
-    advice = list(card.get("advice") or [])
-    if card.get("taper_advice") and facts.summary["has_opioid_dependence"]:
+    advice = list(card.advice)
+    if card.taper_advice and facts.summary["has_opioid_dependence"]:
         advice = [DEPENDENCE]
     if facts.summary["is_pregnant"]:
         advice.insert(0, PREGNANCY)
@@ -134,9 +133,9 @@ def _detail(
         parts.append(taper_text)
     if facts.risk_factors:
         parts.append("**Risk factors**: " + ", ".join(facts.risk_factors) + ".")
-    if card.get("patient_message"):
-        parts.append("**Message for the patient**\n\n> " + _fill(card["patient_message"], values, settings))
-    parts.append(f"**Why**: {rule.document['rationale']}")
+    if card.patient_message:
+        parts.append("**Message for the patient**\n\n> " + _fill(card.patient_message, values, settings))
+    parts.append(f"**Why**: {rule.rationale}")
     return "\n\n".join(parts)
 
 
@@ -176,7 +175,7 @@ def _suggestions(rule: Rule, ctx: CardContext, facts: RequestFacts, subjects: li
         o for o in facts.order_refs.values() if o.is_opioid and o.origin == "existing"
     ]
     built = []
-    for kind in rule.card.get("suggestions") or []:
+    for kind in rule.card.suggestions:
         if kind == "medication-review":
             code = {
                 "coding": [{"system": SNOMED, "code": ctx.review_code[0], "display": ctx.review_code[1]}],
@@ -229,7 +228,7 @@ def render_card(
     names = list(dict.fromkeys(o.display for o in subjects))
     values["orders"] = card_text("orders", names) if subjects else "The order"
     taper = None
-    if rule.card.get("taper_advice") and not facts.summary["has_opioid_dependence"] and ctx.taper is not None:
+    if rule.card.taper_advice and not facts.summary["has_opioid_dependence"] and ctx.taper is not None:
         taper = ctx.taper()
     taper_text = taper_suggestion_ = taper_page = None
     if taper is not None:
@@ -239,9 +238,9 @@ def render_card(
         taper_suggestion_ = taper_suggestion(plan, {o.id: o for o in facts.order_refs.values()}, ctx.patient_id)
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
-        "summary": _fill(rule.card["summary"], values, settings)[:139],
+        "summary": _fill(rule.card.summary, values, settings)[:139],
         "detail": _detail(rule, facts, ome, settings, values, taper_text),
-        "indicator": rule.card["indicator"],
+        "indicator": rule.card.indicator,
         "source": {"label": SOURCE_LABEL, "topic": {"system": RULE_SYSTEM, "code": rule.id, "display": rule.title}},
     }
     if ctx.source_url:
@@ -253,9 +252,7 @@ def render_card(
         card["suggestions"] = suggestions
         card["selectionBehavior"] = "at-most-one"
     card["overrideReasons"] = [{"system": OVERRIDE_SYSTEM, "code": c, "display": d} for c, d in OVERRIDE_REASONS]
-    links = [
-        {"label": rule_set.links[n]["label"], "url": rule_set.links[n]["url"]} for n in rule.card.get("links") or []
-    ]
+    links = [{"label": rule_set.links[n]["label"], "url": rule_set.links[n]["url"]} for n in rule.card.links]
     if taper_page:
         links.insert(0, {"label": "Printable taper plan for the patient", "url": taper_page})
     if links:

@@ -12,9 +12,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from fhir.resources.R4B.medicationrequest import MedicationRequest
-from pydantic import ValidationError
-
 # MedicationRequest statuses that are history, not current treatment (FHIR R4 medicationrequest-status).
 HISTORY_STATUSES = frozenset({"completed", "stopped", "cancelled", "entered-in-error"})
 # A reference to a Patient: "Patient/123", an absolute URL, or a versioned "Patient/123/_history/2".
@@ -80,30 +77,6 @@ def normalise_dosage(resource: dict[str, Any]) -> dict[str, Any]:
     return resource
 
 
-def warm_up() -> None:
-    """Build the R4B validators once at start-up, so the first request does not pay for it."""
-    validation_problems(
-        {
-            "resourceType": "MedicationRequest",
-            "status": "active",
-            "intent": "order",
-            "subject": {"reference": "Patient/warm-up"},
-            "medicationCodeableConcept": {"text": "warm-up"},
-        }
-    )
-
-
-def validation_problems(resource: dict[str, Any]) -> list[str]:
-    """R4B validation errors of one MedicationRequest, as short readable strings (empty when valid)."""
-    try:
-        MedicationRequest.model_validate(resource)
-    except ValidationError as exc:
-        return [
-            f"{'.'.join(str(p) for p in err['loc']) or 'MedicationRequest'}: {err['msg']}" for err in exc.errors()[:5]
-        ]
-    return []
-
-
 def record_from_document(document: dict[str, Any]) -> PatientRecord:
     """A record from a CDS Hooks request, a FHIR Bundle or one resource, as read from a file (CLI, batch)."""
     located: list[tuple[str, str, dict[str, Any]]] = []
@@ -159,11 +132,3 @@ def record_from_resources(patient_id: str, located: list[tuple[str, str, dict[st
         elif kind == "Observation":
             record.observations.append(resource)
     return record
-
-
-def validate_orders(record: PatientRecord, relevant: set[int]) -> None:
-    """Validate (R4B) the current orders at ``relevant`` indexes; problems become data-quality notes."""
-    for index, order in enumerate(record.orders):
-        if index in relevant and not order.is_history:
-            order.problems = validation_problems(order.resource)
-            record.data_quality += [f"{order.path}: {p}" for p in order.problems]

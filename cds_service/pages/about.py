@@ -10,9 +10,9 @@ from cds_service.assess import Assessor
 
 def about_page(assessor: Assessor) -> str:
     rows = "\n".join(
-        f"<tr><td><code>{escape(r.id)}</code></td><td>{escape(r.title)}</td><td>{escape(r.card['indicator'])}</td>"
-        f"<td>{escape(str(r.document['provenance'].get('date_reviewed', '')))}</td>"
-        f"<td>{escape(str(r.document['provenance'].get('checked_by', '')))}</td></tr>"
+        f"<tr><td><code>{escape(r.id)}</code></td><td>{escape(r.title)}</td><td>{escape(r.card.indicator)}</td>"
+        f"<td>{escape(r.provenance.date_reviewed)}</td>"
+        f"<td>{escape(r.provenance.checked_by)}</td></tr>"
         for r in assessor.rule_set.rules
     )
     settings = "\n".join(

@@ -12,24 +12,18 @@ import itertools
 import json
 import math
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import durable_rules_engine as dre
 
 from cds_service.errors import EngineError
-from cds_service.ruleset.rules import RuleSet, compile_rule
+from cds_service.ruleset.compiler import compile_rule
+from cds_service.ruleset.model import Firing, RuleSet
 
 SENTINEL = "__sentinel__"
 MAX_PROPERTIES = 64
 MAX_FACTS = 400
-
-
-@dataclass(frozen=True)
-class Firing:
-    rule: str  # engine name of the rule
-    summary: dict[str, Any]
-    order: dict[str, Any] | None
+__all__ = ["MAX_FACTS", "MAX_PROPERTIES", "SENTINEL", "Engine", "EngineError", "Firing", "clean_fact"]
 
 
 def clean_fact(fact: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,150 @@
+"""The JSON Schema of a rule file and the fact vocabulary table, both generated from the model and ``FACTS``.
+
+``rules/rule.schema.json`` is this schema, committed so editors validate rule files as they are typed (each rule
+file's first line names it for the YAML language server); a test keeps the committed file equal to
+:func:`schema_text`. The loader stays the authority: the schema cannot see settings, links, line-level
+placeholder widths or an ``any`` that mixes summary and order.* facts.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cds_service.clinical.facts import FACTS
+from cds_service.clinical.facts.registry import CARD_VALUES
+from cds_service.ruleset.model import (
+    CARD_REQUIRED,
+    INDICATORS,
+    OPERATORS,
+    PLACEHOLDER_WIDTH,
+    PROVENANCE_KEYS,
+    STATUSES,
+    SUGGESTIONS,
+    TOP_KEYS,
+    is_order_fact,
+)
+
+SCHEMA_FILE = "rule.schema.json"
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+TEXT = {"type": "string", "pattern": "\\S"}
+_VALUE_TYPE = {"number": {"type": "number"}, "bool": {"type": "boolean"}, "string": {"type": "string"}}
+_TYPE_OPERATORS = {"bool": ("eq", "neq")}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/$defs/{name}"}
+
+
+def _comparison(facts: list[str], fact_type: str) -> dict[str, Any]:
+    value = {"anyOf": [_VALUE_TYPE[fact_type], _ref("setting")]}
+    operators = _TYPE_OPERATORS.get(fact_type, OPERATORS)
+    properties: dict[str, Any] = {"fact": {"enum": facts}}
+    for operator in operators:
+        if operator == "in":
+            properties[operator] = {
+                "anyOf": [{"type": "array", "minItems": 1, "items": _VALUE_TYPE[fact_type]}, _ref("setting")]
+            }
+        else:
+            properties[operator] = value
+    return {
+        "type": "object",
+        "description": f"compare a {fact_type} fact with exactly one operator",
+        "required": ["fact"],
+        "properties": properties,
+        "additionalProperties": False,
+        "minProperties": 2,
+        "maxProperties": 2,
+    }
+
+
+def _conditions(prefix: str, facts: list[str]) -> dict[str, Any]:
+    """The definitions of a condition over ``facts``: all / any / not / one comparison per fact type."""
+    condition = f"{prefix}condition"
+    group = {"type": "array", "minItems": 1, "items": _ref(condition)}
+    definitions: dict[str, Any] = {
+        f"{prefix}all": _single("all", group, "every condition holds"),
+        f"{prefix}any": _single("any", group, "at least one condition holds (never mixing summary and order.* facts)"),
+        f"{prefix}not": _single("not", _ref("summary_condition"), "the condition does not hold (summary facts only)"),
+    }
+    for fact_type in ("number", "bool", "string"):
+        typed = [name for name in facts if FACTS[name].type == fact_type]
+        if typed:
+            definitions[f"{prefix}{fact_type}_comparison"] = _comparison(typed, fact_type)
+    definitions[condition] = {"anyOf": [_ref(name) for name in definitions]}
+    return definitions
+
+
+def _single(key: str, value: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "required": [key],
+        "properties": {key: value},
+        "additionalProperties": False,
+    }
+
+
+def _object(properties: dict[str, Any], required: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    return {"type": "object", "required": list(required), "properties": properties, "additionalProperties": False}
+
+
+def rule_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one rule file."""
+    summary_facts = [name for name in FACTS if not is_order_fact(name)]
+    names = {"type": "array", "items": {"type": "string"}, "uniqueItems": True}
+    card = {
+        "indicator": {"enum": list(INDICATORS)},
+        "summary": {**TEXT, "description": "at most 139 characters with every placeholder at its widest"},
+        "detail": TEXT,
+        "advice": {"type": "array", "items": TEXT},
+        "suggestions": {**names, "items": {"enum": list(SUGGESTIONS)}},
+        "links": {**names, "description": "names from rules/links.yaml"},
+        "taper_advice": {"type": "boolean"},
+        "patient_message": TEXT,
+    }
+    properties = {
+        "id": {"type": "string", "pattern": "^[a-z0-9-]+/[a-z0-9-]+$", "description": "the file path without .yaml"},
+        "title": TEXT,
+        "status": {"enum": list(STATUSES)},
+        "description": TEXT,
+        "rationale": TEXT,
+        "references": {"type": "array", "minItems": 1, "items": TEXT},
+        "provenance": _object({key: {"type": "string"} for key in PROVENANCE_KEYS}, PROVENANCE_KEYS),
+        "when": _ref("condition"),
+        "card": _object(card, CARD_REQUIRED),
+    }
+    return {
+        "$schema": DIALECT,
+        "title": "opioid-cds rule",
+        "description": "One rule file under rules/ (generated by cds_service/ruleset/schema.py: do not edit).",
+        **_object(properties, TOP_KEYS),
+        "$defs": {
+            "setting": _object({"setting": {"type": "string"}}, ["setting"]),
+            **_conditions("", list(FACTS)),
+            **_conditions("summary_", summary_facts),
+        },
+    }
+
+
+def schema_text() -> str:
+    """The committed form of the schema (``rules/rule.schema.json``)."""
+    return json.dumps(rule_schema(), indent=2) + "\n"
+
+
+def vocabulary_table() -> str:
+    """The Markdown table of the fact vocabulary (``rules/README.md`` holds a copy; a test compares them)."""
+    rows = ["| fact | kind | type | meaning |", "|---|---|---|---|"]
+    for spec in FACTS.values():
+        meaning = spec.description.replace("|", "\\|")
+        rows.append(f"| `{spec.name}` | {spec.kind} | {spec.type} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def placeholder_table() -> str:
+    """The Markdown table of card placeholders and their widest text (``rules/README.md`` holds a copy)."""
+    rows = ["| placeholder | at most (characters) | meaning |", "|---|---|---|"]
+    for name, width in PLACEHOLDER_WIDTH.items():
+        meaning = CARD_VALUES[name].description.replace("|", "\\|")
+        rows.append(f"| `{{{name}}}` | {width} | {meaning} |")
+    return "\n".join(rows) + "\n"
