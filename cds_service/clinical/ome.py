@@ -155,7 +155,7 @@ def _order_json(order: OrderOme) -> dict[str, Any]:
 def _ref_id(reference: Any) -> str | None:
     if not isinstance(reference, dict) or not isinstance(reference.get("reference"), str):
         return None
-    ref = reference["reference"].split("/_history/")[0]
+    ref: str = reference["reference"].split("/_history/")[0]
     return ref.removeprefix("urn:uuid:").rsplit("/", 1)[-1]
 
 

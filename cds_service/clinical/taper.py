@@ -19,7 +19,7 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias
 
 from cds_service.clinical.knowledge.model import Knowledge, Product
 from cds_service.clinical.ome import OmeResult, OrderOme
@@ -190,7 +190,11 @@ def achievable(
     return {total: units for total, (_, units) in best.items()}
 
 
-def _family_key(product: Product) -> tuple[str, str, str, str, tuple[str, ...], str]:
+# ingredient, route, release, presentation, other ingredients, per unit
+FamilyKey: TypeAlias = tuple[str, str, str, str, tuple[str, ...], str]
+
+
+def _family_key(product: Product) -> FamilyKey:
     return (
         product.ingredient,
         product.route,
@@ -203,7 +207,7 @@ def _family_key(product: Product) -> tuple[str, str, str, str, tuple[str, ...], 
 
 def family_strengths(product: Product, knowledge: Knowledge) -> tuple[Decimal, ...]:
     """Strengths that exist for the product's family (same ingredient, route, release, form, other ingredients)."""
-    index = knowledge.__dict__.get("_taper_families")
+    index: dict[FamilyKey, set[Decimal]] | None = knowledge.__dict__.get("_taper_families")
     if index is None:  # built once per knowledge base
         index = {}
         for other in knowledge.products.values():
