@@ -12,10 +12,12 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from cds_service.cards.taper import detail_lines, taper_link, taper_suggestion
+from cds_service.cards.taper import PlannedTaper, detail_lines, taper_link, taper_suggestion
 from cds_service.clinical.facts import RequestFacts, card_text
+from cds_service.clinical.ome import OmeResult, OrderOme
 from cds_service.clinical.record import HISTORY_STATUSES
 from cds_service.ruleset.model import PLACEHOLDER, Firing, Rule, RuleSet
 
@@ -47,7 +49,7 @@ class CardContext:
     review_code: tuple[str, str]  # (SNOMED code, display) from the MEDRVW codelist
     profile: str
     source_url: str | None = None  # the service's "about" page: who made the card and from what rules
-    taper: Callable[[], Any] | None = None  # -> (TaperPlan, regimens) or None; called only when a card needs it
+    taper: Callable[[], PlannedTaper | None] | None = None  # called only when a card needs it
     base_url: str | None = None  # absolute base for links to the service's own pages
 
 
@@ -61,11 +63,11 @@ def _fill(template: str, values: dict[str, str], settings: dict[str, Any]) -> st
     return " ".join(PLACEHOLDER.sub(replace, template).split())
 
 
-def _number(value: Any) -> str:
+def _number(value: Decimal | None) -> str:
     return "" if value is None else f"{value:.1f}".rstrip("0").rstrip(".")
 
 
-def _dose(order: Any) -> str:
+def _dose(order: OrderOme) -> str:
     if order.units_per_day_max is None:
         return ""
     low, high = _number(order.units_per_day_min), _number(order.units_per_day_max)
@@ -73,7 +75,7 @@ def _dose(order: Any) -> str:
     return f"{span} {order.unit}/day"
 
 
-def _orders_table(ome: Any) -> list[str]:
+def _orders_table(ome: OmeResult) -> list[str]:
     rows = [o for o in ome.orders if o.is_opioid and o.status not in HISTORY_STATUSES and not o.same_supply_as]
     if not rows:
         return []
@@ -97,7 +99,7 @@ def _orders_table(ome: Any) -> list[str]:
 def _detail(
     rule: Rule,
     facts: RequestFacts,
-    ome: Any,
+    ome: OmeResult,
     settings: dict[str, Any],
     values: dict[str, str],
     taper_text: str | None = None,
@@ -150,7 +152,7 @@ def _service_request(ctx: CardContext, code: dict[str, Any], reason: str) -> dic
     }
 
 
-def _updated_orders(orders: list[Any], change: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+def _updated_orders(orders: list[OrderOme], change: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
     actions = []
     for order in orders:
         if not order.resource.get("id"):
@@ -170,7 +172,7 @@ def _suggestion(label: str, actions: list[dict[str, Any]], recommended: bool = F
     return suggestion
 
 
-def _suggestions(rule: Rule, ctx: CardContext, facts: RequestFacts, subjects: list[Any]) -> list[dict[str, Any]]:
+def _suggestions(rule: Rule, ctx: CardContext, facts: RequestFacts, subjects: list[OrderOme]) -> list[dict[str, Any]]:
     repeats = [o for o in subjects if o.origin == "existing"] or [
         o for o in facts.order_refs.values() if o.is_opioid and o.origin == "existing"
     ]
@@ -219,7 +221,7 @@ def _suggestions(rule: Rule, ctx: CardContext, facts: RequestFacts, subjects: li
 
 
 def render_card(
-    rule: Rule, firings: list[Firing], facts: RequestFacts, ome: Any, rule_set: RuleSet, ctx: CardContext
+    rule: Rule, firings: list[Firing], facts: RequestFacts, ome: OmeResult, rule_set: RuleSet, ctx: CardContext
 ) -> dict[str, Any]:
     """The card for one rule that fired (possibly once per matching order)."""
     settings = {name: s.value for name, s in rule_set.settings.items()}
@@ -261,7 +263,7 @@ def render_card(
 
 
 def render_cards(
-    firings: list[Firing], facts: RequestFacts, ome: Any, rule_set: RuleSet, ctx: CardContext
+    firings: list[Firing], facts: RequestFacts, ome: OmeResult, rule_set: RuleSet, ctx: CardContext
 ) -> list[dict[str, Any]]:
     """One card per rule, most urgent first."""
     rules = rule_set.by_engine_name()

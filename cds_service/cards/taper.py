@@ -4,12 +4,15 @@ schedule as a CarePlan, and a link to the printable plan."""
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import urlencode
 
-from cds_service.clinical.taper import TaperPlan, link_params
+from cds_service.clinical.ome import OrderOme
+from cds_service.clinical.taper import Regimen, TaperPlan, link_params
 
 SLOW_MONTHS = 24
+# A suggested taper: the plan and the regimens it was made from (what the link to the printable plan rebuilds).
+PlannedTaper: TypeAlias = tuple[TaperPlan, list[Regimen]]
 
 
 def slow_reasons(summary: dict[str, Any], risk_factors: list[str]) -> list[str]:
@@ -35,7 +38,7 @@ def detail_lines(plan: TaperPlan, link: str | None) -> str:
     return "\n".join(lines)
 
 
-def taper_suggestion(plan: TaperPlan, orders: dict[str, Any], patient_id: str) -> dict[str, Any] | None:
+def taper_suggestion(plan: TaperPlan, orders: dict[str, OrderOme], patient_id: str) -> dict[str, Any] | None:
     """ "Start a taper (step 1: …)": update each order to its step-1 dose and create the CarePlan."""
     if len(plan.steps) < 2:
         return None
@@ -109,7 +112,7 @@ def taper_suggestion(plan: TaperPlan, orders: dict[str, Any], patient_id: str) -
     return {"label": f"Start a taper (step 1: {step.describe()})"[:200], "actions": actions}
 
 
-def taper_link(base: str | None, plan: TaperPlan, regimens: list[Any]) -> str | None:
+def taper_link(base: str | None, plan: TaperPlan, regimens: list[Regimen]) -> str | None:
     """The printable plan's absolute URL (only when every product has a dm+d code to rebuild it from)."""
     if not base or any(r.product.system != "https://dmd.nhs.uk" or not r.product.code for r in regimens):
         return None

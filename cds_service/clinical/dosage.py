@@ -11,6 +11,7 @@ capsule, patch, dose…), "ml", "mg", or "mcg/h" (a patch rate). ``dispenseReque
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -149,7 +150,7 @@ def _per_day(timing: Any) -> tuple[Decimal, Decimal] | None:
     """(lowest, highest) administrations per day of a Timing."""
     if not isinstance(timing, dict):
         return None
-    repeat = timing.get("repeat") if isinstance(timing.get("repeat"), dict) else {}
+    repeat = timing["repeat"] if isinstance(timing.get("repeat"), dict) else {}
     frequency = _decimal(repeat.get("frequency"))
     frequency_max = _decimal(repeat.get("frequencyMax"))
     period = _decimal(repeat.get("period"))
@@ -184,7 +185,7 @@ def _cap(dosage: dict[str, Any], unit: str) -> Decimal | None:
     if not isinstance(ratio, dict):
         return None
     numerator = _quantity(ratio.get("numerator"))
-    denominator = ratio.get("denominator") if isinstance(ratio.get("denominator"), dict) else {}
+    denominator = ratio["denominator"] if isinstance(ratio.get("denominator"), dict) else {}
     if numerator is None:
         return None
     amount, amount_unit = _mass_to_mg(*numerator)
@@ -261,7 +262,7 @@ _CAP = re.compile(
     r"(?:in|per|a|each|every|in any)\s*(?:24\s*(?:hours?|hrs?|h)|day|days)\b",
     re.IGNORECASE,
 )
-_FREQUENCIES: tuple[tuple[re.Pattern[str], Any], ...] = (
+_FREQUENCIES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], tuple[Decimal, Decimal]]], ...] = (
     (
         re.compile(r"\bevery\s+(\d+(?:\.\d+)?)\s*(?:-|to)\s*(\d+(?:\.\d+)?)\s*(?:hours?|hrs?|h)\b", re.I),
         lambda m: (Decimal(24) / Decimal(m[2]), Decimal(24) / Decimal(m[1])),
@@ -353,6 +354,7 @@ def text_line(text: str) -> DoseLine:
     unit = normalise_unit(_singular(dose_match.group(3) or ""))
     dose_low, _ = _mass_to_mg(dose_low, unit)
     dose_high, unit = _mass_to_mg(dose_high, unit)
+    per_day: tuple[Decimal, Decimal] | None
     if up_to:
         per_day = (Decimal(up_to.group(1)), Decimal(up_to.group(1)))
         prn = True if not re.search(r"\bregular", lowered) else prn
@@ -392,7 +394,7 @@ def dispense_line(resource: dict[str, Any]) -> DoseLine | None:
     quantity = _quantity(dispense.get("quantity"))
     duration = dispense.get("expectedSupplyDuration")
     days_value = _decimal(duration.get("value")) if isinstance(duration, dict) else None
-    if quantity is None or not days_value:
+    if quantity is None or not days_value or not isinstance(duration, dict):  # a value implies a dict
         return None
     days = days_per(duration.get("code") or duration.get("unit") or "d")
     if days is None:

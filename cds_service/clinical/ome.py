@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from cds_service.clinical.dosage import DosageError, daily_dosage
+from cds_service.clinical.dosage import DosageError, DoseLine, daily_dosage
 from cds_service.clinical.knowledge.identify import Identified, identify
 from cds_service.clinical.knowledge.model import Knowledge, Product
 from cds_service.clinical.knowledge.names import classify_form
@@ -54,7 +54,7 @@ class OrderOme:
     dose_basis: str | None = None
     prn: bool = False  # some dose line is as needed
     regular: bool = False  # some dose line is regular
-    lines: list[Any] = field(default_factory=list)  # the dose lines read (dosage.DoseLine)
+    lines: list[DoseLine] = field(default_factory=list)  # the dose lines read
 
     @property
     def product(self) -> Product | None:
@@ -155,7 +155,7 @@ def _order_json(order: OrderOme) -> dict[str, Any]:
 def _ref_id(reference: Any) -> str | None:
     if not isinstance(reference, dict) or not isinstance(reference.get("reference"), str):
         return None
-    ref = reference["reference"].split("/_history/")[0]
+    ref: str = reference["reference"].split("/_history/")[0]
     return ref.removeprefix("urn:uuid:").rsplit("/", 1)[-1]
 
 
@@ -177,7 +177,7 @@ def _signature(order: OrderOme) -> str | None:
 def _group_same_supply(orders: list[OrderOme]) -> None:
     current = [o for o in orders if o.status not in HISTORY_STATUSES]
     parent = {id(o): id(o) for o in current}
-    by_id = {}
+    by_id: dict[str, OrderOme] = {}
     for order in current:
         by_id.setdefault(order.id, order)
 

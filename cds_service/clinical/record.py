@@ -100,7 +100,7 @@ def _loose(path: str, value: Any) -> list[tuple[str, dict[str, Any]]]:
     if not isinstance(value, dict):
         return []
     if value.get("resourceType") == "Bundle":
-        entries = value.get("entry") if isinstance(value.get("entry"), list) else []
+        entries = value["entry"] if isinstance(value.get("entry"), list) else []
         return [
             (f"{path}.entry[{i}].resource", e["resource"])
             for i, e in enumerate(entries)

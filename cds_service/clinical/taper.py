@@ -19,9 +19,10 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias
 
 from cds_service.clinical.knowledge.model import Knowledge, Product
+from cds_service.clinical.ome import OmeResult, OrderOme
 from cds_service.errors import TaperError
 
 STANDARD = {"first": (Decimal("0.10"), 7), "second": (Decimal("0.05"), 14)}
@@ -189,7 +190,11 @@ def achievable(
     return {total: units for total, (_, units) in best.items()}
 
 
-def _family_key(product: Product) -> tuple[Any, ...]:
+# ingredient, route, release, presentation, other ingredients, per unit
+FamilyKey: TypeAlias = tuple[str, str, str, str, tuple[str, ...], str]
+
+
+def _family_key(product: Product) -> FamilyKey:
     return (
         product.ingredient,
         product.route,
@@ -202,7 +207,7 @@ def _family_key(product: Product) -> tuple[Any, ...]:
 
 def family_strengths(product: Product, knowledge: Knowledge) -> tuple[Decimal, ...]:
     """Strengths that exist for the product's family (same ingredient, route, release, form, other ingredients)."""
-    index = knowledge.__dict__.get("_taper_families")
+    index: dict[FamilyKey, set[Decimal]] | None = knowledge.__dict__.get("_taper_families")
     if index is None:  # built once per knowledge base
         index = {}
         for other in knowledge.products.values():
@@ -226,19 +231,21 @@ def family_name(product: Product) -> str:
     return f"{product.ingredient} {release}{presentation}{extra}".strip()
 
 
-def regimens_from_ome(ome: Any, knowledge: Knowledge) -> tuple[list[Regimen], list[str]]:
+def regimens_from_ome(ome: OmeResult, knowledge: Knowledge) -> tuple[list[Regimen], list[str]]:
     """The counted opioid orders of an OmeResult as regimens; orders the planner cannot use are listed."""
     regimens, problems = [], []
     for order in ome.orders:
-        if not order.counted or not order.is_opioid:
-            continue
         product = order.product
+        if not order.counted or product is None or not product.is_opioid:  # product is None: not an opioid
+            continue
+        mg_per_day, factor = order.mg_per_day_max, order.factor
+        assert mg_per_day is not None and factor is not None  # a counted order has both
         strengths = family_strengths(product, knowledge)
         if not strengths or product.presentation in ("ml", "dose", ""):
             problems.append(f"{order.display}: no plan for this form (only tablets, capsules and patches)")
             continue
         if product.is_patch:
-            worn = order.mg_per_day_max * 1000 / 24 if order.mg_per_day_max else Decimal(0)
+            worn = mg_per_day * 1000 / 24 if mg_per_day else Decimal(0)
             dose, per_day = worn, Decimal(1)
         else:
             per_unit = product.mg_per("unit")
@@ -248,7 +255,7 @@ def regimens_from_ome(ome: Any, knowledge: Knowledge) -> tuple[list[Regimen], li
                 problems.append(f"{order.display}: dose per administration is not known")
                 continue
             dose = dose_units * per_unit
-            per_day = (order.mg_per_day_max / dose) if dose else Decimal(0)
+            per_day = (mg_per_day / dose) if dose else Decimal(0)
         max_units = 2 if product.other_ingredients else MAX_UNITS_PER_DOSE
         regimens.append(
             Regimen(
@@ -260,14 +267,14 @@ def regimens_from_ome(ome: Any, knowledge: Knowledge) -> tuple[list[Regimen], li
                 per_day,
                 dose,
                 order.prn and not order.regular,
-                order.factor,
+                factor,
                 max_units,
             )
         )
     return regimens, problems
 
 
-def _dose_units(order: Any) -> Decimal | None:
+def _dose_units(order: OrderOme) -> Decimal | None:
     """Units (tablets, patches) in one administration, from the dose lines the OME was computed from."""
     lines = order.lines
     if len(lines) != 1:
@@ -275,8 +282,9 @@ def _dose_units(order: Any) -> Decimal | None:
     line = lines[0]
     if line.unit == "unit":
         return line.dose_high
-    if line.unit == "mg" and order.product.mg_per("unit"):
-        return line.dose_high / order.product.mg_per("unit")
+    per_unit = order.product.mg_per("unit") if order.product is not None else None
+    if line.unit == "mg" and per_unit:
+        return line.dose_high / per_unit
     return None
 
 
@@ -412,7 +420,12 @@ def _step(
     return TaperStep(number, starts, doses, total, target, notes)
 
 
-def _consolidate(regimens, current, original, knowledge):
+def _consolidate(
+    regimens: list[Regimen],
+    current: dict[str, tuple[Decimal, Decimal]],
+    original: Decimal,
+    knowledge: Knowledge | None,
+) -> tuple[list[Regimen], dict[str, tuple[Decimal, Decimal]], dict[str, Regimen], list[str], str]:
     """Step one of "consolidate": everything as the main modified-release opioid, at or under the same OME."""
     main = max(
         (r for r in regimens if r.product.release == "modified" and not r.is_patch),

@@ -253,7 +253,7 @@ class _RuleReader:
         if "provenance" not in document:
             return None
         provenance, line = document["provenance"], document.line_of("provenance")
-        if not isinstance(provenance, dict):
+        if not isinstance(provenance, LineMap):
             self.problem(line, f"provenance must be a mapping of {', '.join(PROVENANCE_KEYS)}")
             return None
         missing = [k for k in PROVENANCE_KEYS if provenance.get(k) in (None, "")]
@@ -282,10 +282,11 @@ class _RuleReader:
         if set(node) != {key} or not isinstance(items, LineList) or not items:
             self.problem(line, f"'{key}' takes a non-empty list and nothing beside it")
             return None
-        children = [self.read_condition(item, items.line_of(i)) for i, item in enumerate(items)]
-        if any(child is None for child in children):
+        read = [self.read_condition(item, items.line_of(i)) for i, item in enumerate(items)]
+        children = tuple(child for child in read if child is not None)
+        if len(children) < len(read):
             return None
-        group = AllOf(tuple(children)) if key == "all" else AnyOf(tuple(children))
+        group = AllOf(children) if key == "all" else AnyOf(children)
         if key == "any" and len({is_order_fact(c.fact) for c in comparisons(group)}) > 1:
             self.problem(line, "'any' cannot mix summary facts and order.* facts")
             return None
@@ -332,7 +333,7 @@ class _RuleReader:
         if not isinstance(value, LineMap):
             return value
         name = value.get("setting")
-        if set(value) != {"setting"} or name not in self.settings:
+        if set(value) != {"setting"} or not isinstance(name, str) or name not in self.settings:
             self.problem(value.line_of("setting"), f"unknown setting {name!r}")
             return _INVALID
         return SettingRef(name)

@@ -29,10 +29,12 @@ def summary_facts(inputs: FactInputs) -> dict[str, Primitive]:
 
 
 def order_facts(inputs: FactInputs) -> list[dict[str, Primitive]]:
-    return [
-        {"kind": "order", "ref": ref} | {fact.spec.key: fact.compute(info) for fact in ORDER_FACTS.values()}
-        for ref, info in enumerate(inputs.meds.current)
-    ]
+    facts: list[dict[str, Primitive]] = []
+    for ref, info in enumerate(inputs.meds.current):
+        fact: dict[str, Primitive] = {"kind": "order", "ref": ref}
+        fact.update((order_fact.spec.key, order_fact.compute(info)) for order_fact in ORDER_FACTS.values())
+        facts.append(fact)
+    return facts
 
 
 def card_values(inputs: FactInputs) -> dict[str, str]:

@@ -93,7 +93,8 @@ def order_fact(name: str, type_: str, description: str) -> Callable[[F], F]:
 
 def fact_specs() -> dict[str, FactSpec]:
     """Every registered fact, grouped in the order of GROUPS (registration order within a group)."""
-    return {f.spec.name: f.spec for f in [*SUMMARY_FACTS.values(), *ORDER_FACTS.values()]}
+    registered: list[SummaryFact | OrderFact] = [*SUMMARY_FACTS.values(), *ORDER_FACTS.values()]
+    return {f.spec.name: f.spec for f in registered}
 
 
 # --- card values ----------------------------------------------------------------------------------------------

@@ -24,10 +24,19 @@ def plain(value: Decimal) -> Decimal:
 
 
 class Vocabulary(Protocol):
-    opioid_strength: Mapping[str, str]
-    co_drugs: Mapping[str, list[str]]
-    brands: Mapping[str, str]
-    class_by_ingredient: Mapping[str, frozenset[str]]
+    """What reading a name needs of the knowledge (read-only, so a Knowledge's dicts satisfy the Mappings)."""
+
+    @property
+    def opioid_strength(self) -> Mapping[str, str]: ...
+
+    @property
+    def co_drugs(self) -> Mapping[str, list[str]]: ...
+
+    @property
+    def brands(self) -> Mapping[str, str]: ...
+
+    @property
+    def class_by_ingredient(self) -> Mapping[str, frozenset[str]]: ...
 
     def canonical_ingredient(self, words: str) -> str: ...
 

@@ -42,7 +42,9 @@ class Identified:
     problem: str | None = None
 
 
-def _concept_of(resource: dict[str, Any], medications: dict[str, dict[str, Any]]) -> tuple[Any, Any, str | None]:
+def _concept_of(
+    resource: dict[str, Any], medications: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str | None]:
     """(CodeableConcept, Medication resource or None, problem) of a MedicationRequest."""
     concept = resource.get("medicationCodeableConcept")
     if isinstance(concept, dict):

@@ -77,7 +77,7 @@ def _product(row: dict[str, str], strength: dict[str, str]) -> Product:
 
 def _brands(products: list[Product], knowledge_words: set[str]) -> dict[str, str]:
     """Brand words (the words before the strength in a product name that are not an ingredient) -> ingredient."""
-    votes: dict[str, Counter] = defaultdict(Counter)
+    votes: dict[str, Counter[str]] = defaultdict(Counter)
     for product in products:
         if not product.is_opioid or product.system != "https://dmd.nhs.uk":
             continue
