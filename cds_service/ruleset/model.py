@@ -2,7 +2,7 @@
 
 A rule is one YAML file (``rules/dose/high-ome.yaml`` holds ``id: dose/high-ome``) with the blocks of
 :data:`TOP_KEYS` in that order. ``when`` is a tree of :class:`AllOf` / :class:`AnyOf` / :class:`Not` over
-:class:`Comparison` leaves, each comparing one fact of the closed vocabulary (``clinical/facts.py``) with a
+:class:`Comparison` leaves, each comparing one fact of the closed vocabulary (``clinical/facts/``) with a
 literal or a :class:`SettingRef`. ``ruleset.loader`` builds these from the files; ``ruleset.compiler`` turns them
 into durable-rules JSON; ``cards.render`` fills the :class:`Card` templates.
 """
