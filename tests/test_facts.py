@@ -346,6 +346,32 @@ def test_a_supply_in_weeks_runs_for_seven_days_a_week(knowledge, codes):
     assert _facts(record, knowledge, codes).summary["early_request_working_days"] == 1
 
 
+def test_a_supply_in_months_runs_for_thirty_days_a_month(knowledge, codes):
+    # 1 month = 30 days from Monday 2026-10-26 (6 days left in October + 24): runs out Wednesday 2026-11-25;
+    # reissued Monday 2026-11-23: Tuesday 24 and Wednesday 25 = 2 working days early.
+    supply = {"expectedSupplyDuration": {"value": 1, "unit": "months"}}
+    record = _record(
+        ("existing", _order("issue", MORPHINE_MR, status="completed", intent="instance-order", authoredOn="2026-10-26",
+                            dispenseRequest=supply, courseOfTherapyType=CONTINUOUS)),
+        ("draft", _order("draft", MORPHINE_MR, status="draft", intent="instance-order", authoredOn="2026-11-23",
+                         courseOfTherapyType=CONTINUOUS)),
+    )  # fmt: skip
+    assert _facts(record, knowledge, codes).summary["early_request_working_days"] == 2
+
+
+def test_a_supply_duration_sent_as_true_is_not_read_as_a_number(knowledge, codes):
+    # expectedSupplyDuration.value true used to reach Decimal("True") and answer 500. It is not a length: the
+    # supply is unknown (a completed issue's daily dose is not worked out yet), so no early request is claimed.
+    supply = {"expectedSupplyDuration": {"value": True, "unit": "d"}}
+    record = _record(
+        ("existing", _order("issue", MORPHINE_MR, status="completed", intent="instance-order", authoredOn="2026-11-02",
+                            dispenseRequest=supply, courseOfTherapyType=CONTINUOUS)),
+        ("draft", _order("draft", MORPHINE_MR, status="draft", intent="instance-order", authoredOn="2026-11-03",
+                         courseOfTherapyType=CONTINUOUS)),
+    )  # fmt: skip
+    assert _facts(record, knowledge, codes).summary["early_request_working_days"] == 0
+
+
 def test_a_supply_too_long_for_the_calendar_runs_out_on_its_last_day(knowledge, codes):
     # 10^12 days from 2026-11-02 is past 9999-12-31 (timedelta itself stops at 999999999 days): the supply runs
     # out on date.max, so a reissue today is as early as can be, shown as 999 on the card.
@@ -357,7 +383,8 @@ def test_a_supply_too_long_for_the_calendar_runs_out_on_its_last_day(knowledge, 
                          courseOfTherapyType=CONTINUOUS)),
     )  # fmt: skip
     result = _facts(record, knowledge, codes)
-    assert result.summary["early_request_working_days"] == working_days_between(TODAY, date.max)
+    # Weekdays from 2026-11-23 to 9999-12-31: about 7,973 years x 52.18 weeks x 5, i.e. about 2.08 million.
+    assert 2_000_000 < result.summary["early_request_working_days"] < 2_100_000
     assert result.values["days_early"] == "999"
 
 

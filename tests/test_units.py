@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from cds_service.clinical.record import bare_patient_id, patient_id_of
-from cds_service.clinical.units import MASS_TO_MG, days_per
+from cds_service.clinical.units import MASS_TO_MG, days_per, quantity_value
 
 
 def test_mass_units_in_milligrams():
@@ -19,7 +19,7 @@ def test_period_codes_and_words_in_days():
     assert days_per("d") == days_per("day") == days_per("Days") == 1
     assert days_per("wk") == days_per("weeks") == 7
     assert days_per("mo") == days_per("month") == 30  # a UK 30-day month supply
-    assert days_per("h") * 24 == 1
+    assert days_per("h") * 24 == days_per("hours") * 24 == days_per("hr") * 24 == 1
 
 
 def test_unknown_or_wrong_typed_period_is_none():
@@ -43,3 +43,12 @@ def test_non_patient_references_give_none():
 def test_context_patient_id_sent_as_reference_reads_as_id():
     assert bare_patient_id("Patient/123") == "123"
     assert bare_patient_id("123") == "123"
+
+
+def test_quantity_values_are_finite_non_negative_numbers_only():
+    assert quantity_value(28) == 28
+    assert quantity_value(2.5) == Decimal("2.5")
+    assert quantity_value(True) is None  # a bool is an int in Python, never a quantity
+    assert quantity_value("28") is None
+    assert quantity_value(float("nan")) is None
+    assert quantity_value(-7) is None

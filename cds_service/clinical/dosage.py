@@ -192,13 +192,10 @@ def _cap(dosage: dict[str, Any], unit: str) -> Decimal | None:
     if amount_unit != unit:
         return None
     period = _decimal(denominator.get("value")) or Decimal(1)
-    period_unit = str(denominator.get("code") or denominator.get("unit") or "d").lower()
-    period_unit = {"day": "d", "days": "d", "hour": "h", "hours": "h", "week": "wk", "weeks": "wk"}.get(
-        period_unit, period_unit
-    )
-    if period_unit not in DAYS_PER or period <= 0:
+    days = days_per(denominator.get("code") or denominator.get("unit") or "d")
+    if days is None or period <= 0:
         return None
-    return amount / (period * DAYS_PER[period_unit])
+    return amount / (period * days)
 
 
 def _as_needed(dosage: dict[str, Any]) -> bool:

@@ -21,10 +21,10 @@ from cds_service.clinical.knowledge.identify import Identified, identify
 from cds_service.clinical.knowledge.model import Knowledge, Product
 from cds_service.clinical.knowledge.names import classify_form
 from cds_service.clinical.record import HISTORY_STATUSES, PatientRecord
+from cds_service.errors import ConfigError
 
 AUTHORISATION_INTENTS = frozenset({"plan", "original-order"})
 METHADONE_FLAG = "approximate: no fixed ratio (Opioids Aware)"
-PRESENTATION_LABEL = {"unit": "unit", "ml": "ml", "mg": "mg", "mcg/h": "microgram/hour"}
 
 
 @dataclass
@@ -331,7 +331,7 @@ def compute_ome(
 ) -> OmeResult:
     """OME of each order and the total. ``orders``: (MedicationRequest dict, origin "draft" | "existing")."""
     if profile not in knowledge.profiles:
-        raise ValueError(f"unknown OME profile {profile!r}; known: {', '.join(sorted(knowledge.profiles))}")
+        raise ConfigError(f"unknown OME profile {profile!r}; known: {', '.join(sorted(knowledge.profiles))}")
     results: list[OrderOme] = []
     for index, (resource, origin) in enumerate(orders):
         identified = identify(resource, medications, knowledge)

@@ -39,6 +39,13 @@ DAYS_PER: dict[str, Decimal] = {
 
 # Words for a period, as Duration.unit and free text carry them -> the UCUM code.
 PERIOD_WORDS: dict[str, str] = {
+    "second": "s",
+    "seconds": "s",
+    "minute": "min",
+    "minutes": "min",
+    "hour": "h",
+    "hours": "h",
+    "hr": "h",
     "day": "d",
     "days": "d",
     "week": "wk",
@@ -48,6 +55,14 @@ PERIOD_WORDS: dict[str, str] = {
     "year": "a",
     "years": "a",
 }
+
+
+def quantity_value(value: object) -> Decimal | None:
+    """A FHIR Quantity.value as a finite, non-negative Decimal; None for anything else (a bool, a string, NaN)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = Decimal(str(value))
+    return number if number.is_finite() and number >= 0 else None
 
 
 def days_per(unit: object) -> Decimal | None:

@@ -308,7 +308,7 @@ class _RuleReader:
 
     def read_comparison(self, node: LineMap) -> Comparison | None:
         fact = node.get("fact")
-        if fact not in FACTS:
+        if not isinstance(fact, str) or fact not in FACTS:
             what = f"unknown fact {fact!r}" if "fact" in node else "a condition needs 'fact' (or all, any, not)"
             self.problem(node.line_of("fact"), what)
             return None
@@ -340,8 +340,8 @@ class _RuleReader:
 
     def check_value(self, fact: str, operator: str, value: Any, line: int) -> bool:
         spec = FACTS[fact]
-        if operator == "in" and not isinstance(value, list | tuple):
-            self.problem(line, "'in' takes a list")
+        if operator == "in" and (not isinstance(value, list | tuple) or not value):
+            self.problem(line, "'in' takes a non-empty list")
             return False
         if spec.type == "bool" and operator not in ("eq", "neq"):
             self.problem(line, f"{fact} is a bool: use eq or neq")
@@ -420,7 +420,7 @@ class _RuleReader:
             self.problem(card.line_of(key), f"'{key}' must be a list")
             return
         for index, item in enumerate(items):
-            if item not in known:
+            if not isinstance(item, str) or item not in known:
                 self.problem(items.line_of(index), f"unknown {key[:-1]} {item!r}")
 
 
@@ -430,13 +430,6 @@ _TYPE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "bool": lambda v: isinstance(v, bool),
     "string": lambda v: isinstance(v, str),
 }
-
-
-def read_rule(
-    path: Path, root: Path, settings: Mapping[str, Setting], links: Mapping[str, Any], problems: list[Problem]
-) -> Rule | None:
-    """The rule in ``path`` (under the rules directory ``root``), or None with its problems added to ``problems``."""
-    return _read_rule(path, root, settings, links, problems)[0]
 
 
 def _read_rule(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# The longest text each card placeholder can take: the card-value registry's widths (the facts cut to them).
 from cds_service.clinical.facts import PLACEHOLDER_WIDTH
 
 OPERATORS = ("eq", "neq", "gt", "gte", "lt", "lte", "in")
@@ -29,7 +30,6 @@ CARD_KEYS = CARD_REQUIRED + CARD_OPTIONAL
 CARD_TEMPLATES = ("summary", "detail", "patient_message")  # the card texts that may hold placeholders
 SUGGESTIONS = ("medication-review", "refer-pain-service", "change-to-acute", "remove-from-repeat")
 SUMMARY_LIMIT = 139
-# The longest text each card placeholder can take: the card-value registry's widths (the facts cut to them).
 PLACEHOLDER = re.compile(r"\{([a-z_.]+)\}")  # a card template placeholder: {name} or {settings.name}
 
 

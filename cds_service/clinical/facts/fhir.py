@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from cds_service.clinical.ome import OrderOme
-from cds_service.clinical.units import days_per
+from cds_service.clinical.units import days_per, quantity_value
 
 REPEAT_INFO_URL = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-MedicationRepeatInformation"
 REPEAT_COURSES = {"continuous", "continuous-repeating-dispensing"}
@@ -137,13 +137,14 @@ def supply_days(order: OrderOme) -> Decimal | None:
     if not isinstance(dispense, dict):
         return None
     duration = dispense.get("expectedSupplyDuration")
-    if isinstance(duration, dict) and isinstance(duration.get("value"), int | float):
+    if isinstance(duration, dict) and (length := quantity_value(duration.get("value"))) is not None:
         per = days_per(duration.get("code") or duration.get("unit") or "d")
         if per:
-            return Decimal(str(duration["value"])) * per
+            return length * per
     quantity = dispense.get("quantity")
-    if isinstance(quantity, dict) and isinstance(quantity.get("value"), int | float) and order.units_per_day_max:
-        return Decimal(str(quantity["value"])) / order.units_per_day_max
+    supplied = quantity_value(quantity.get("value")) if isinstance(quantity, dict) else None
+    if supplied is not None and order.units_per_day_max:
+        return supplied / order.units_per_day_max
     return None
 
 
