@@ -315,34 +315,20 @@ def test_a_28_day_supply_reissued_after_10_days_is_12_working_days_early(knowled
     assert result.summary["opioid_repeat_past_expiry"] is False  # no expiry is coded
 
 
+def _issued_then_reissued(supply: dict[str, Any], issued: str, reissued: str) -> PatientRecord:
+    """A completed repeat issue of morphine MR with ``supply``, and a draft reissue of it on ``reissued``."""
+    return _record(
+        ("existing", _order("issue", MORPHINE_MR, status="completed", intent="instance-order", authoredOn=issued,
+                            dispenseRequest=supply, courseOfTherapyType=CONTINUOUS)),
+        ("draft", _order("draft", MORPHINE_MR, status="draft", intent="instance-order", authoredOn=reissued,
+                         courseOfTherapyType=CONTINUOUS)),
+    )  # fmt: skip
+
+
 def test_a_supply_in_weeks_runs_for_seven_days_a_week(knowledge, codes):
     # 4 weeks = 28 days from Monday 2026-11-02: runs out 2026-11-30; reissued Friday 2026-11-27: Mon 30 = 1 day.
     supply = {"expectedSupplyDuration": {"value": 4, "unit": "weeks"}}
-    record = _record(
-        (
-            "existing",
-            _order(
-                "issue",
-                MORPHINE_MR,
-                status="completed",
-                intent="instance-order",
-                authoredOn="2026-11-02",
-                dispenseRequest=supply,
-                courseOfTherapyType=CONTINUOUS,
-            ),
-        ),
-        (
-            "draft",
-            _order(
-                "draft",
-                MORPHINE_MR,
-                status="draft",
-                intent="instance-order",
-                authoredOn="2026-11-27",
-                courseOfTherapyType=CONTINUOUS,
-            ),
-        ),
-    )
+    record = _issued_then_reissued(supply, "2026-11-02", "2026-11-27")
     assert _facts(record, knowledge, codes).summary["early_request_working_days"] == 1
 
 
@@ -350,12 +336,7 @@ def test_a_supply_in_months_runs_for_thirty_days_a_month(knowledge, codes):
     # 1 month = 30 days from Monday 2026-10-26 (6 days left in October + 24): runs out Wednesday 2026-11-25;
     # reissued Monday 2026-11-23: Tuesday 24 and Wednesday 25 = 2 working days early.
     supply = {"expectedSupplyDuration": {"value": 1, "unit": "months"}}
-    record = _record(
-        ("existing", _order("issue", MORPHINE_MR, status="completed", intent="instance-order", authoredOn="2026-10-26",
-                            dispenseRequest=supply, courseOfTherapyType=CONTINUOUS)),
-        ("draft", _order("draft", MORPHINE_MR, status="draft", intent="instance-order", authoredOn="2026-11-23",
-                         courseOfTherapyType=CONTINUOUS)),
-    )  # fmt: skip
+    record = _issued_then_reissued(supply, "2026-10-26", "2026-11-23")
     assert _facts(record, knowledge, codes).summary["early_request_working_days"] == 2
 
 
@@ -363,12 +344,7 @@ def test_a_supply_duration_sent_as_true_is_not_read_as_a_number(knowledge, codes
     # expectedSupplyDuration.value true used to reach Decimal("True") and answer 500. It is not a length: the
     # supply is unknown (a completed issue's daily dose is not worked out yet), so no early request is claimed.
     supply = {"expectedSupplyDuration": {"value": True, "unit": "d"}}
-    record = _record(
-        ("existing", _order("issue", MORPHINE_MR, status="completed", intent="instance-order", authoredOn="2026-11-02",
-                            dispenseRequest=supply, courseOfTherapyType=CONTINUOUS)),
-        ("draft", _order("draft", MORPHINE_MR, status="draft", intent="instance-order", authoredOn="2026-11-03",
-                         courseOfTherapyType=CONTINUOUS)),
-    )  # fmt: skip
+    record = _issued_then_reissued(supply, "2026-11-02", "2026-11-03")
     assert _facts(record, knowledge, codes).summary["early_request_working_days"] == 0
 
 
@@ -376,12 +352,7 @@ def test_a_supply_too_long_for_the_calendar_runs_out_on_its_last_day(knowledge, 
     # 10^12 days from 2026-11-02 is past 9999-12-31 (timedelta itself stops at 999999999 days): the supply runs
     # out on date.max, so a reissue today is as early as can be, shown as 999 on the card.
     supply = {"expectedSupplyDuration": {"value": 10**12, "unit": "d"}}
-    record = _record(
-        ("existing", _order("issue", MORPHINE_MR, status="completed", intent="instance-order", authoredOn="2026-11-02",
-                            dispenseRequest=supply, courseOfTherapyType=CONTINUOUS)),
-        ("draft", _order("draft", MORPHINE_MR, status="draft", intent="instance-order", authoredOn="2026-11-23",
-                         courseOfTherapyType=CONTINUOUS)),
-    )  # fmt: skip
+    record = _issued_then_reissued(supply, "2026-11-02", "2026-11-23")
     result = _facts(record, knowledge, codes)
     # Weekdays from 2026-11-23 to 9999-12-31: about 7,973 years x 52.18 weeks x 5, i.e. about 2.08 million.
     assert 2_000_000 < result.summary["early_request_working_days"] < 2_100_000
