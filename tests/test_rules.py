@@ -200,3 +200,11 @@ def test_ruleset_error_holds_problem_objects(tmp_path):
     assert problem == Problem(
         directory / "dose/bad-status.yaml", 4, "status must be one of ['draft', 'active', 'retired']"
     )
+
+
+def test_every_setting_cites_a_document_not_an_issue():
+    settings = yaml.safe_load((RULES / "settings.yaml").read_text())
+    for name, entry in settings.items():
+        source = entry["source"]
+        assert "issue" not in source.lower().replace("issued", ""), name  # a source is a document, never an issue
+        assert any(doc in source for doc in ("Opioids Aware", "NICE", "NHS", "UK opioid searches")), name
