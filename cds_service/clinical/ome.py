@@ -249,6 +249,10 @@ def _presentation(product: Product) -> str:
 def _quantify(order: OrderOme, resource: dict[str, Any], knowledge: Knowledge, profile: str) -> None:
     product = order.product
     assert product is not None
+    if not any(r.ingredient == product.ingredient for table in knowledge.profiles.values() for r in table.rows):
+        # An opioid no source gives a factor for (pholcodine, an antitussive): identified, never a silent zero.
+        order.reason = "no UK oral morphine equivalent" if profile == "uk" else f"no {profile} oral morphine equivalent"
+        return
     try:
         dosage = daily_dosage(resource)
     except DosageError as exc:
