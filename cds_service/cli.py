@@ -229,7 +229,9 @@ def format_ome_table(data: dict[str, Any]) -> str:
     """The human view of ``OmeResult.to_json()``."""
     rows = [("order", "product", "per day", "OME mg/day", "factor", "note")]
     for order in data["orders"]:
-        per_day = _span(order["units_per_day_min"], order["units_per_day_max"], f" {order['unit']}")
+        per_day = order.get("dose") or _span(
+            order["units_per_day_min"], order["units_per_day_max"], f" {order['unit']}"
+        )
         figure = _span(order["ome_mg_per_day_min"], order["ome_mg_per_day_max"])
         factor = f"{order['factor']:g} ({order['factor_source']})" if order["factor"] is not None else ""
         note = "; ".join(([] if order["counted"] else [f"not counted: {order['reason']}"]) + order["flags"])

@@ -68,11 +68,8 @@ def _number(value: Decimal | None) -> str:
 
 
 def _dose(order: OrderOme) -> str:
-    if order.units_per_day_max is None:
-        return ""
-    low, high = _number(order.units_per_day_min), _number(order.units_per_day_max)
-    span = high if low == high else f"{low}-{high}"
-    return f"{span} {order.unit}/day"
+    """Units a day, or for a patch the patches worn and how often they are changed (never "0.3 patch/day")."""
+    return order.dose_text
 
 
 def _orders_table(ome: OmeResult) -> list[str]:

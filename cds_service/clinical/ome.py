@@ -2,9 +2,10 @@
 
 Per order: mg of opioid per day x the factor for its ingredient and route in the chosen profile. Patches: the
 patch rate (micrograms/hour) x 24 / 1000 = mg delivered per day, x the factor, for every patch worn at once,
-whatever the change interval. One supply is counted once: a draft that reauthorises or re-issues an active order
-(``basedOn``, ``priorPrescription``, or the same product and dose), an authorisation and its issues are one
-regimen. Orders we cannot quantify are returned as not counted with the reason, and the total is incomplete.
+whatever the change interval, the wording or the quantity supplied (``clinical/patches.py``). One supply is
+counted once: a draft that reauthorises or re-issues an active order (``basedOn``, ``priorPrescription``, or the
+same product and dose), an authorisation and its issues are one regimen. Orders we cannot quantify are returned
+as not counted with the reason, and the total is incomplete.
 Pure: Decimal arithmetic on raw dicts; figures are rounded only by ``to_json``.
 """
 
@@ -20,6 +21,7 @@ from cds_service.clinical.dosage import DosageError, DoseLine, daily_dosage
 from cds_service.clinical.knowledge.identify import Identified, identify
 from cds_service.clinical.knowledge.model import Knowledge, Product
 from cds_service.clinical.knowledge.names import classify_form
+from cds_service.clinical.patches import patch_dose
 from cds_service.clinical.record import HISTORY_STATUSES, PatientRecord
 from cds_service.errors import ConfigError
 
@@ -55,10 +57,27 @@ class OrderOme:
     prn: bool = False  # some dose line is as needed
     regular: bool = False  # some dose line is regular
     lines: list[DoseLine] = field(default_factory=list)  # the dose lines read
+    patches_worn: Decimal | None = None  # patches: how many are worn at once (the highest reading)
+    change_hours: Decimal | None = None  # patches: how often they are changed, when known
 
     @property
     def product(self) -> Product | None:
         return self.identified.product
+
+    @property
+    def dose_text(self) -> str:
+        """The dose as people read it: "1 patch of 25 micrograms/hour, changed every 72 hours", "2 tablet/day"."""
+        product = self.product
+        if product is not None and product.is_patch and self.patches_worn is not None:
+            worn = _plain(self.patches_worn)
+            rate = _plain(product.patch_mcg_per_hour or Decimal(0))
+            text = f"{worn} patch{'' if self.patches_worn == 1 else 'es'} of {rate} micrograms/hour"
+            text += " worn together" if self.patches_worn > 1 else ""
+            return text + (f", changed every {_interval(self.change_hours)}" if self.change_hours else "")
+        if self.units_per_day_max is None:
+            return ""
+        low, high = _plain(self.units_per_day_min), _plain(self.units_per_day_max)
+        return f"{high if low == high else f'{low}-{high}'} {self.unit}/day"
 
     @property
     def is_opioid(self) -> bool:
@@ -108,6 +127,17 @@ class OmeResult:
         }
 
 
+def _plain(value: Decimal | None) -> str:
+    return "" if value is None else f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+def _interval(hours: Decimal) -> str:
+    """72 -> "72 hours"; 168 -> "7 days" (whole days beyond three are said in days)."""
+    if hours > 72 and hours % 24 == 0:
+        return f"{_plain(hours / 24)} days"
+    return f"{_plain(hours)} hours"
+
+
 def _round(value: Decimal | None, places: str = "0.01") -> float | None:
     return None if value is None else float(value.quantize(Decimal(places)))
 
@@ -135,6 +165,8 @@ def _order_json(order: OrderOme) -> dict[str, Any]:
         "units_per_day_min": _count(order.units_per_day_min),
         "units_per_day_max": _count(order.units_per_day_max),
         "unit": order.unit,
+        "dose": order.dose_text,
+        "patches_worn": _count(order.patches_worn),
         "ome_mg_per_day_min": _round(order.ome_min),
         "ome_mg_per_day_max": _round(order.ome_max),
         "factor": _round(order.factor, "0.0001") if order.factor is not None else None,
@@ -246,42 +278,48 @@ def _presentation(product: Product) -> str:
     return product.presentation or ("ml" if product.per_unit == "ml" else "unit")
 
 
+def _quantify_patch(order: OrderOme, product: Product, resource: dict[str, Any]) -> tuple[Decimal, Decimal] | None:
+    """One patch worn at its rate for every patch worn at once, whatever the interval, text or quantity."""
+    rate = product.patch_mcg_per_hour
+    if rate is None or rate <= 0:
+        order.reason = f"the patch rate of {product.name} is not known"
+        return None
+    dose = patch_dose(resource, rate, product.wear_hours)
+    order.dose_basis, order.prn, order.regular = dose.basis, False, True
+    order.flags += dose.flags
+    order.patches_worn, order.change_hours = dose.worn_high, dose.change_hours
+    if dose.change_hours:  # patches put on per day: how long a supply lasts
+        order.units_per_day_min = dose.worn_low * 24 / dose.change_hours
+        order.units_per_day_max = dose.worn_high * 24 / dose.change_hours
+    return rate * dose.worn_low * 24 / 1000, rate * dose.worn_high * 24 / 1000
+
+
 def _quantify(order: OrderOme, resource: dict[str, Any], knowledge: Knowledge, profile: str) -> None:
     product = order.product
     assert product is not None
-    try:
-        dosage = daily_dosage(resource)
-    except DosageError as exc:
-        order.reason = str(exc)
+    if not any(r.ingredient == product.ingredient for table in knowledge.profiles.values() for r in table.rows):
+        # An opioid no source gives a factor for (pholcodine, an antitussive): identified, never a silent zero.
+        order.reason = "no UK oral morphine equivalent" if profile == "uk" else f"no {profile} oral morphine equivalent"
         return
-    order.dose_basis = dosage.basis
-    order.flags += dosage.notes
-    order.lines = dosage.lines
-    order.prn = any(line.prn for line in dosage.lines)
-    order.regular = any(not line.prn for line in dosage.lines)
-    route = _route(product, resource, order)
-    order.unit = _presentation(product)
     if product.is_patch:
-        worn_low = worn_high = Decimal(0)
-        units_low = units_high = Decimal(0)
-        rate = product.patch_mcg_per_hour
-        assert rate is not None
-        for line in dosage.lines:
-            if line.unit == "mcg/h":  # the dose states the rate itself
-                worn_low += Decimal(0) if line.prn else line.dose_low / rate
-                worn_high += line.dose_high / rate
-            elif line.unit == "unit":
-                worn_low += Decimal(0) if line.prn else line.dose_low
-                worn_high += line.dose_high
-            else:
-                order.reason = f"a patch dose in {line.unit} cannot be read"
-                return
-            units_low += line.daily.low if line.unit == "unit" else Decimal(0)
-            units_high += line.daily.high if line.unit == "unit" else Decimal(0)
-        order.units_per_day_min, order.units_per_day_max = units_low, units_high
-        order.mg_per_day_min = rate * worn_low * 24 / 1000
-        order.mg_per_day_max = rate * worn_high * 24 / 1000
+        order.unit = "patch"
+        route = product.route or "transdermal"
+        if (patch := _quantify_patch(order, product, resource)) is None:
+            return
+        mg_low, mg_high = patch
     else:
+        try:
+            dosage = daily_dosage(resource)
+        except DosageError as exc:
+            order.reason = str(exc)
+            return
+        order.dose_basis = dosage.basis
+        order.flags += dosage.notes
+        order.lines = dosage.lines
+        order.prn = any(line.prn for line in dosage.lines)
+        order.regular = any(not line.prn for line in dosage.lines)
+        route = _route(product, resource, order)
+        order.unit = _presentation(product)
         mg_low = mg_high = units_low = units_high = Decimal(0)
         for line in dosage.lines:
             amount = line.daily
@@ -303,8 +341,8 @@ def _quantify(order: OrderOme, resource: dict[str, Any], knowledge: Knowledge, p
                 return
             mg_low, mg_high = mg_low + amount.low * per_unit_mg, mg_high + amount.high * per_unit_mg
             units_low, units_high = units_low + amount.low, units_high + amount.high
-        order.mg_per_day_min, order.mg_per_day_max = mg_low, mg_high
         order.units_per_day_min, order.units_per_day_max = units_low, units_high
+    order.mg_per_day_min, order.mg_per_day_max = mg_low, mg_high
     profile_table = knowledge.profiles[profile]
     presentation = product.presentation
     factor_high = profile_table.factor(product.ingredient, route, presentation, order.mg_per_day_max)
@@ -316,8 +354,8 @@ def _quantify(order: OrderOme, resource: dict[str, Any], knowledge: Knowledge, p
     order.factor_basis = factor_high.row.basis
     if factor_high.route not in (route, "*"):
         order.flags.append(f"{route}: the {factor_high.route} factor was used")
-    order.ome_min = order.mg_per_day_min * factor_low.value
-    order.ome_max = order.mg_per_day_max * factor_high.value
+    order.ome_min = mg_low * factor_low.value
+    order.ome_max = mg_high * factor_high.value
     if product.ingredient == "methadone":
         order.flags.append(METHADONE_FLAG)
     order.counted = True

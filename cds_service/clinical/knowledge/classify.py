@@ -52,9 +52,12 @@ def resolve_components(
         words = component.base_words
         if words in vocab.co_drugs:
             names, strength = vocab.co_drugs[words], component.strengths[0]
+            # "30mg/500mg/5ml" (a co-drug liquid): both strengths are per that volume, not per unit.
+            volume = next((s for s in component.strengths[1:] if s.unit == "ml" and s.per_unit is None), None)
+            per_value, per_unit = (volume.value, "ml") if volume else (Decimal(1), None)
             if strength.per_unit in ("mg", "microgram") and len(names) == 2:  # "30mg/500mg": opioid/other
-                pairs.append((names[0], ParsedStrength(strength.value, strength.unit)))
-                pairs.append((names[1], ParsedStrength(strength.per_value, strength.per_unit)))
+                pairs.append((names[0], ParsedStrength(strength.value, strength.unit, per_value, per_unit)))
+                pairs.append((names[1], ParsedStrength(strength.per_value, strength.per_unit, per_value, per_unit)))
             else:
                 pairs.append((names[0], strength))
             continue

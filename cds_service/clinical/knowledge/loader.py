@@ -1,5 +1,8 @@
 """Read the knowledge data files once and hand the pure core plain objects.
 
+``product_strengths.csv`` (curated, each row with its source) gives the strength of dm+d products whose name
+carries none or several; its rows replace the catalogue's reading of those names, by code and by exact name.
+
 ``opioid_strength.csv`` (the weak/strong map) can be replaced by a practice's own file through
 ``OPIOID_CDS_OPIOID_STRENGTH``; the catalogue's strong/weak classes are always recomputed from the map in force.
 """
@@ -9,6 +12,7 @@ from __future__ import annotations
 import csv
 import os
 from collections import Counter, defaultdict
+from dataclasses import replace
 from decimal import Decimal
 from functools import cache
 from importlib import resources
@@ -19,6 +23,7 @@ from cds_service.clinical.knowledge.names import parse_name
 from cds_service.errors import ConfigError
 
 DATA = "cds_service.clinical.knowledge.data"
+DMD = "https://dmd.nhs.uk"
 _PATCH_CLASSES = {"strong-opioid", "weak-opioid"}
 
 
@@ -75,6 +80,34 @@ def _product(row: dict[str, str], strength: dict[str, str]) -> Product:
     )
 
 
+def _curated(row: dict[str, str], base: Product | None, strength: dict[str, str]) -> Product:
+    """A product_strengths.csv row over the catalogue's product of the same code (its type and list classes kept)."""
+    if base is None:
+        base = Product(system=DMD, code=row["code"], name=row["name"], type="dm+d", ingredient=row["ingredient"])
+    ingredient = row["ingredient"]
+    classes = set(base.classes) - {"opioid"} - _PATCH_CLASSES
+    if ingredient in strength:
+        classes |= {"opioid", f"{strength[ingredient]}-opioid"}
+    return replace(
+        base,
+        name=row["name"],
+        ingredient=ingredient,
+        strength_mg=Decimal(row["strength_mg"]),
+        per_value=_decimal(row["per_value"]) or Decimal(1),
+        per_unit=row["per_unit"] or "unit",
+        patch_mcg_per_hour=None,
+        wear_hours=None,
+        other_ingredients=tuple(row["other_ingredients"].split()),
+        form=row["form"],
+        route=row["route"],
+        presentation=row["presentation"],
+        release="immediate",
+        classes=frozenset(classes),
+        status="ok",
+        source=f"product_strengths.csv: {row['source']}",
+    )
+
+
 def _brands(products: list[Product], knowledge_words: set[str]) -> dict[str, str]:
     """Brand words (the words before the strength in a product name that are not an ingredient) -> ingredient."""
     votes: dict[str, Counter[str]] = defaultdict(Counter)
@@ -99,6 +132,10 @@ def load_knowledge(strength_file: str | None = None) -> Knowledge:
     by_name: dict[str, Product] = {}
     for product in products:
         by_name.setdefault(normalise_name(product.name), product)
+    for row in _rows("product_strengths.csv"):  # curated strengths come before any reading of the name
+        curated = _curated(row, by_code.get((DMD, row["code"])), strength)
+        by_code[(DMD, row["code"])] = curated
+        by_name[normalise_name(curated.name)] = curated
     synonyms = {r["name"]: r["ingredient"] for r in _rows("ingredient_names.csv")}
     co_drugs: dict[str, list[str]] = defaultdict(list)
     for row in sorted(_rows("co_drugs.csv"), key=lambda r: int(r["position"])):

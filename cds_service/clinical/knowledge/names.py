@@ -52,6 +52,8 @@ _ROUTES: tuple[tuple[str, str], ...] = (
     (r"lozenge|oromucosal|mucosal spray|oral spray|lollipop", "oromucosal"),
     (r"nasal", "nasal"),
     (r"suppositor|rectal|enema", "rectal"),
+    # An oral liquid in unit-dose vials ("oral solution unit dose vials") is taken by mouth, not injected.
+    (r"\boral (?:solution|suspension|liquid)", "oral"),
     (
         r"inject|infusion|ampoule|vial|syringe|cartridge|\biv\b|subcutaneous|intravenous|intramuscular|epidural",
         "injection",
