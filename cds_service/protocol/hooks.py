@@ -172,11 +172,12 @@ def check_same_patient(resources: list[tuple[str, Any]], patient_id: str, issues
             if resource.get("id") and resource["id"] != patient_id:
                 issues.append(Issue(f"Patient {resource['id']!r} is not context.patientId.", f"{path}.id"))
             continue
-        subject = resource.get("subject")
-        reference = subject.get("reference") if isinstance(subject, dict) else None
-        subject_id = patient_id_of(reference)
-        if subject_id is not None and subject_id != patient_id:
-            issues.append(Issue(f"Subject {reference!r} is not context.patientId.", f"{path}.subject.reference"))
+        for member in ("subject", "patient"):  # DSTU2 MedicationOrder names its patient in ``patient``
+            subject = resource.get(member)
+            reference = subject.get("reference") if isinstance(subject, dict) else None
+            subject_id = patient_id_of(reference)
+            if subject_id is not None and subject_id != patient_id:
+                issues.append(Issue(f"Subject {reference!r} is not context.patientId.", f"{path}.{member}.reference"))
 
 
 def _check_authorization(body: dict[str, Any], issues: list[Issue]) -> FhirAuthorization | None:
