@@ -140,3 +140,41 @@ def _from_stu3(request: dict[str, Any]) -> dict[str, Any]:
             if isinstance(dosage, dict) and "timing" in dosage:
                 dosage["timing"] = _timing(dosage["timing"])
     return converted
+
+
+# MedicationDispense statuses whose supply reached the patient when handed over (FHIR R4 medicationdispense-status).
+_NOT_SUPPLIED = frozenset({"cancelled", "declined", "entered-in-error", "preparation"})
+
+
+def dispense_as_issue(dispense: dict[str, Any]) -> dict[str, Any]:
+    """A MedicationDispense as issue history: a completed MedicationRequest-shaped issue (a converted copy).
+
+    ``whenHandedOver`` -> ``authoredOn`` (the day the supply started), ``quantity`` -> ``dispenseRequest.quantity``,
+    ``daysSupply`` -> ``dispenseRequest.expectedSupplyDuration``, ``authorizingPrescription`` -> ``basedOn``; the
+    dosage is the R4 Dosage it carries. One not handed over (no date, or cancelled, declined, in error, in
+    preparation) is "cancelled": no supply.
+    """
+    handed_over = dispense.get("whenHandedOver")
+    supplied = isinstance(handed_over, str) and dispense.get("status") not in _NOT_SUPPLIED
+    issue: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "id": f"dispense-{dispense.get('id') or 'unidentified'}",
+        "status": "completed" if supplied else "cancelled",
+        "intent": "order",
+    }
+    for key in ("subject", "medicationCodeableConcept", "medicationReference", "contained", "dosageInstruction"):
+        if key in dispense:
+            issue[key] = copy.deepcopy(dispense[key])
+    if supplied:
+        issue["authoredOn"] = handed_over
+    prescriptions = dispense.get("authorizingPrescription")
+    if isinstance(prescriptions, list) and prescriptions:
+        issue["basedOn"] = copy.deepcopy(prescriptions)
+    request: dict[str, Any] = {}
+    if isinstance(dispense.get("quantity"), dict):
+        request["quantity"] = copy.deepcopy(dispense["quantity"])
+    if isinstance(dispense.get("daysSupply"), dict):
+        request["expectedSupplyDuration"] = copy.deepcopy(dispense["daysSupply"])
+    if request:
+        issue["dispenseRequest"] = request
+    return issue

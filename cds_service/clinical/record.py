@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from cds_service.clinical.dialects import as_r4_medication_request, is_medication_order
+from cds_service.clinical.dialects import as_r4_medication_request, dispense_as_issue, is_medication_order
 
 # MedicationRequest statuses that are history, not current treatment (FHIR R4 medicationrequest-status).
 HISTORY_STATUSES = frozenset({"completed", "stopped", "cancelled", "entered-in-error"})
@@ -119,7 +119,9 @@ def record_from_resources(patient_id: str, located: list[tuple[str, str, dict[st
     seen_orders: set[str] = set()
     for origin, path, resource in located:
         kind = resource.get("resourceType")
-        if is_medication_order(resource):
+        if kind == "MedicationDispense":  # issue history: a supply handed over
+            record.orders.append(OrderRecord(dispense_as_issue(resource), origin, path, raw=resource))
+        elif is_medication_order(resource):
             key = str(resource.get("id") or path)
             if origin == "existing" and key in seen_orders:
                 continue  # the draft being signed may also be in the prefetched list: count it once
