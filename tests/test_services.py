@@ -64,7 +64,7 @@ def test_issue_history_keys_are_optional_newest_first_and_bounded(service):
     assert "_sort=-authoredon" in issues and "_count=50" in issues
     assert dispenses.startswith("MedicationDispense?patient={{context.patientId}}")
     assert "_sort=-whenhandedover" in dispenses and "_count=50" in dispenses
-    assert OPTIONAL_PREFETCH == {"issueHistory", "dispenseHistory"}
+    assert {"issueHistory", "dispenseHistory"} == OPTIONAL_PREFETCH
     assert "issueHistory" in service.usage_requirements and "dispenseHistory" in service.usage_requirements
 
 

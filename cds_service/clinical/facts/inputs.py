@@ -181,11 +181,14 @@ class Family:
 
     @cached_property
     def current_units_per_day(self) -> Decimal | None:
-        """Units a day of the current (counted) order of this product on record, highest reading; None if none."""
+        """Units a day of the current order of this product on record (not a draft, not history; one superseded by
+        a draft still says what the patient was taking), highest reading; None if none can be read."""
         found = [
-            o.order.units_per_day_max
+            units
             for o in self.members
-            if o.order.counted and not o.is_draft and o.order.units_per_day_max
+            if not o.is_draft
+            and o.order.status not in HISTORY_STATUSES
+            and (units := fhir.own_units_per_day(o.order)) is not None
         ]
         return max(found, default=None)
 
