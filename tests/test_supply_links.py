@@ -152,3 +152,13 @@ def test_prior_prescription_by_identifier_links_a_reissue():
         priorPrescription={"identifier": {"system": ITEM, "value": "item-7"}},
     )
     assert ome(old, new).to_json()["total_ome_mg_per_day"] == 120.0  # 2 x 60, once
+
+
+def test_two_items_sharing_a_prescription_number_as_identifier_add_up():
+    # a system that puts the prescription number (not the item number) in identifier: two items of one product,
+    # 2 x 60 = 120 and "ONE tablet at night" 60, are two regimens: 120 + 60 = 180 mg x 1
+    number = {"system": "https://fhir.nhs.uk/Id/prescription-order-number", "value": "4243A0-A99968-4E149+"}
+    item_number = {"system": ITEM, "value": "x"}
+    a = mr(code=MORPHINE_MR_60, dosage=BD, id="a", identifier=[number, {**item_number, "value": "a"}])
+    b = mr(code=MORPHINE_MR_60, dosage="ONE tablet at night", id="b", identifier=[number])
+    assert ome(a, b).to_json()["total_ome_mg_per_day"] == 180.0

@@ -185,9 +185,17 @@ def _identifier_keys(identifiers: Any) -> list[str]:
     ]
 
 
+# Identifier systems that name a whole prescription (several items), never one supply: not matched as an item.
+PRESCRIPTION_SYSTEMS = ("https://fhir.nhs.uk/Id/prescription-order-number", "https://fhir.nhs.uk/Id/prescription")
+
+
 def _own_keys(order: OrderOme) -> list[str]:
-    """The keys an order is known by: its id and its business identifiers."""
-    return [f"id:{order.id}", *_identifier_keys(order.resource.get("identifier"))]
+    """The keys an order is known by: its id and its business identifiers (not prescription-level ones)."""
+    items = [k for k in _identifier_keys(order.resource.get("identifier")) if not k.startswith(_PRESCRIPTION_PREFIXES)]
+    return [f"id:{order.id}", *items]
+
+
+_PRESCRIPTION_PREFIXES = tuple(f"ident:{system}|" for system in PRESCRIPTION_SYSTEMS)
 
 
 def _links(resource: dict[str, Any]) -> list[str]:
