@@ -7,6 +7,7 @@ Factors: morphine oral 1 (cds_service/clinical/knowledge/data/ome_factors.csv, B
 from __future__ import annotations
 
 import copy
+from datetime import date
 from typing import Any
 
 from cds_service.clinical.dialects import as_r4_medication_request
@@ -159,3 +160,16 @@ def test_unreadable_order_gets_a_note_and_a_card_line(client):
     assert high and "1 order could not be checked" in high[0]["detail"]  # the existing 120 still fires
     record = record_from_document(_request(dstu1))
     assert record.unreadable and any("could not be checked" in n for n in record.data_quality)
+
+
+def test_an_unreadable_order_makes_the_total_incomplete():
+    from cds_service.assess import clinical_codes
+    from cds_service.clinical.facts import build_facts
+
+    dstu1 = {"resourceType": "MedicationPrescription", "id": "old", "patient": {"reference": "Patient/pat-1"}}
+    record = record_from_document(_request(dstu1))
+    ome = record_ome(record, load_knowledge())
+    assert ome.complete  # every order read was counted (the existing 120) ...
+    settings = {"older_adult_age_years": 65, "suppress_in_palliative_care": True}
+    facts = build_facts("order-sign", record, ome, None, clinical_codes(), settings, date(2026, 11, 23))
+    assert facts.summary["ome_complete"] is False  # ... but the order that could not be read may be an opioid

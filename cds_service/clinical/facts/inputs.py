@@ -266,6 +266,7 @@ class FactInputs:
     repeats: list[RepeatOrder]
     last_review: date | None
     risk_factors: list[str]
+    unreadable: tuple[str, ...] = ()  # medication orders that could not be read (record.unreadable)
 
 
 def last_review(events: list[CodedEvent], codes: ClinicalCodes) -> date | None:
@@ -309,4 +310,5 @@ def fact_inputs(
         repeats=repeats(orders, meds, today),
         last_review=last_review(ctx.events, codes),
         risk_factors=risk_factors(meds, ctx, codes, settings),
+        unreadable=tuple(record.unreadable),
     )
