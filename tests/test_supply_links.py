@@ -162,3 +162,20 @@ def test_two_items_sharing_a_prescription_number_as_identifier_add_up():
     a = mr(code=MORPHINE_MR_60, dosage=BD, id="a", identifier=[number, {**item_number, "value": "a"}])
     b = mr(code=MORPHINE_MR_60, dosage="ONE tablet at night", id="b", identifier=[number])
     assert ome(a, b).to_json()["total_ome_mg_per_day"] == 180.0
+
+
+def test_eps_authorisation_and_issue_are_not_a_duplicate_modified_release_opioid():
+    from datetime import date
+
+    from cds_service.assess import clinical_codes
+    from cds_service.clinical.facts import build_facts
+    from cds_service.clinical.record import record_from_resources
+
+    issue = _eps_morphine_issue()
+    auth = _authorisation_for(issue, "ONE tablet TWICE a day")
+    record = record_from_resources("p1", [("existing", "$[0]", auth), ("existing", "$[1]", issue)])
+    result = ome(auth, issue)
+    settings = {"older_adult_age_years": 65, "suppress_in_palliative_care": True}
+    facts = build_facts("patient-view", record, result, None, clinical_codes(), settings, date(2026, 11, 23))
+    assert facts.summary["max_mr_orders_per_ingredient"] == 1  # one morphine MR supply, not 2
+    assert facts.summary["total_ome_mg_per_day"] == 30.0  # 2 x 15 mg x 1, once
