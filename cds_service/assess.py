@@ -105,6 +105,7 @@ class Assessor:
                 source_url,
                 lambda: self.taper(ome, facts, today),
                 base_url,
+                tuple(record.unreadable),
             )
             cards = render_cards(firings, facts, ome, self.rule_set, context)
         except EngineError as exc:

@@ -55,6 +55,19 @@ def test_prefetch_asks_for_patient_medications_conditions_and_reviews(service):
     assert templates["medicationReviewObservations"].startswith("Observation?patient={{context.patientId}}&code=")
 
 
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.id)
+def test_issue_history_keys_are_optional_newest_first_and_bounded(service):
+    from cds_service.protocol.services import OPTIONAL_PREFETCH
+
+    issues, dispenses = service.prefetch["issueHistory"], service.prefetch["dispenseHistory"]
+    assert issues.startswith("MedicationRequest?patient={{context.patientId}}") and "status=completed" in issues
+    assert "_sort=-authoredon" in issues and "_count=50" in issues
+    assert dispenses.startswith("MedicationDispense?patient={{context.patientId}}")
+    assert "_sort=-whenhandedover" in dispenses and "_count=50" in dispenses
+    assert {"issueHistory", "dispenseHistory"} == OPTIONAL_PREFETCH
+    assert "issueHistory" in service.usage_requirements and "dispenseHistory" in service.usage_requirements
+
+
 def test_medication_review_searches_use_every_code_of_the_codelist():
     codes = load_codelist("medication_review_codes")
     assert len(codes) == 16  # MEDRVW_COD as copied from the shared list

@@ -51,6 +51,7 @@ class CardContext:
     source_url: str | None = None  # the service's "about" page: who made the card and from what rules
     taper: Callable[[], PlannedTaper | None] | None = None  # called only when a card needs it
     base_url: str | None = None  # absolute base for links to the service's own pages
+    unchecked: tuple[str, ...] = ()  # why each medication order that could not be read was not checked
 
 
 def _fill(template: str, values: dict[str, str], settings: dict[str, Any]) -> str:
@@ -100,6 +101,7 @@ def _detail(
     settings: dict[str, Any],
     values: dict[str, str],
     taper_text: str | None = None,
+    unchecked: tuple[str, ...] = (),
 ) -> str:
     card = rule.card
     parts = [_fill(card.detail, values, settings)]
@@ -121,6 +123,8 @@ def _detail(
             "**Not counted** (the total may be higher):\n"
             + "\n".join(f"- {o.display or o.id}: {o.reason}" for o in missing)
         )
+    if unchecked:
+        parts.append(unchecked_line(unchecked))
     advice = list(card.advice)
     if card.taper_advice and facts.summary["has_opioid_dependence"]:
         advice = [DEPENDENCE]
@@ -238,7 +242,7 @@ def render_card(
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "summary": _fill(rule.card.summary, values, settings)[:139],
-        "detail": _detail(rule, facts, ome, settings, values, taper_text),
+        "detail": _detail(rule, facts, ome, settings, values, taper_text, ctx.unchecked),
         "indicator": rule.card.indicator,
         "source": {"label": SOURCE_LABEL, "topic": {"system": RULE_SYSTEM, "code": rule.id, "display": rule.title}},
     }
@@ -268,7 +272,32 @@ def render_cards(
     for firing in firings:
         grouped.setdefault(firing.rule, []).append(firing)
     cards = [render_card(rules[name], group, facts, ome, rule_set, ctx) for name, group in grouped.items()]
+    if ctx.unchecked:
+        cards.append(unchecked_card(ctx.unchecked))
     return sorted(cards, key=lambda c: (ORDER[c["indicator"]], c["source"]["topic"]["code"]))
+
+
+def unchecked_line(reasons: tuple[str, ...]) -> str:
+    """ "1 order could not be checked: reason" (the reasons of several joined)."""
+    count = len(reasons)
+    return f"**{count} order{'' if count == 1 else 's'} could not be checked**: " + "; ".join(reasons)
+
+
+def unchecked_card(reasons: tuple[str, ...]) -> dict[str, Any]:
+    """Shown when a medication order could not be read, whatever else fired: its dose is in no total."""
+    count = len(reasons)
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": f"{count} medication order{'' if count == 1 else 's'} could not be checked for opioid safety",
+        "detail": (
+            unchecked_line(reasons) + ". Its dose is not in the oral morphine equivalent total: check it by hand."
+        ),
+        "indicator": "info",
+        "source": {
+            "label": SOURCE_LABEL,
+            "topic": {"system": RULE_SYSTEM, "code": "input/order-not-checked", "display": "Order not checked"},
+        },
+    }
 
 
 def could_not_assess_card(reason: str) -> dict[str, Any]:

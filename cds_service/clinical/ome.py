@@ -3,9 +3,11 @@
 Per order: mg of opioid per day x the factor for its ingredient and route in the chosen profile. Patches: the
 patch rate (micrograms/hour) x 24 / 1000 = mg delivered per day, x the factor, for every patch worn at once,
 whatever the change interval, the wording or the quantity supplied (``clinical/patches.py``). One supply is
-counted once: a draft that reauthorises or re-issues an active order (``basedOn``, ``priorPrescription``, or the
-same product and dose), an authorisation and its issues are one regimen. Orders we cannot quantify are returned
-as not counted with the reason, and the total is incomplete.
+counted once: a draft that reauthorises or re-issues an active order (``basedOn`` or ``priorPrescription`` by
+reference or identifier, or the same product and dose), an authorisation and its issues (GP Connect plan +
+orders, EPS items by item number and ``groupIdentifier``) are one regimen; when they print the dose differently
+the higher is counted and flagged. Orders we cannot quantify are returned as not counted with the reason, and
+the total is incomplete.
 Pure: Decimal arithmetic on raw dicts; figures are rounded only by ``to_json``.
 """
 
@@ -184,17 +186,73 @@ def _order_json(order: OrderOme) -> dict[str, Any]:
 
 
 # --- one supply counted once ------------------------------------------------------------------------------------
-def _ref_id(reference: Any) -> str | None:
-    if not isinstance(reference, dict) or not isinstance(reference.get("reference"), str):
-        return None
-    ref: str = reference["reference"].split("/_history/")[0]
-    return ref.removeprefix("urn:uuid:").rsplit("/", 1)[-1]
+# How UK systems tie the orders of one supply together:
+# - FHIR R4 / GP Connect: an issue (intent order, instance-order, reflex-order) names its authorisation (intent plan
+#   or original-order) in ``basedOn`` by reference; a reissue or reauthorisation names the earlier one in
+#   ``basedOn`` or ``priorPrescription``.
+# - EPS: an issue names its authorisation in ``basedOn.identifier`` (system prescription-order-item-number + value),
+#   the authorisation carrying the same value in its own ``identifier``; ``groupIdentifier`` is the prescription
+#   (several items, usually of different products), so it links only orders of the same product that are the same
+#   item (no item identifiers that differ).
+# A link joins orders of the same ingredient only: a link to another product (as in the NHS Digital EPS repeat
+# prescribing example, where four items of four products name one authorisation) is flagged and counted separately.
+def _ref_keys(reference: Any) -> list[str]:
+    """What a Reference points at: ``id:<id>`` (by reference) and/or ``ident:<system>|<value>`` (by identifier)."""
+    if not isinstance(reference, dict):
+        return []
+    keys = []
+    if isinstance(reference.get("reference"), str):
+        ref: str = reference["reference"].split("/_history/")[0]
+        keys.append("id:" + ref.removeprefix("urn:uuid:").rsplit("/", 1)[-1])
+    keys += _identifier_keys(reference.get("identifier"))
+    return keys
+
+
+def _identifier_keys(identifiers: Any) -> list[str]:
+    found = identifiers if isinstance(identifiers, list) else [identifiers]
+    return [
+        f"ident:{i.get('system') or ''}|{i['value']}"
+        for i in found
+        if isinstance(i, dict) and isinstance(i.get("value"), str) and i["value"]
+    ]
+
+
+# Identifier systems that name a whole prescription (several items), never one supply: not matched as an item.
+PRESCRIPTION_SYSTEMS = ("https://fhir.nhs.uk/Id/prescription-order-number", "https://fhir.nhs.uk/Id/prescription")
+
+
+def _own_keys(order: OrderOme) -> list[str]:
+    """The keys an order is known by: its id and its business identifiers (not prescription-level ones)."""
+    items = [k for k in _identifier_keys(order.resource.get("identifier")) if not k.startswith(_PRESCRIPTION_PREFIXES)]
+    return [f"id:{order.id}", *items]
+
+
+_PRESCRIPTION_PREFIXES = tuple(f"ident:{system}|" for system in PRESCRIPTION_SYSTEMS)
 
 
 def _links(resource: dict[str, Any]) -> list[str]:
-    refs = [_ref_id(r) for r in resource.get("basedOn") or [] if isinstance(r, dict)]
-    refs.append(_ref_id(resource.get("priorPrescription")))
-    return [r for r in refs if r]
+    based_on = resource.get("basedOn")
+    keys = [k for r in based_on if isinstance(r, dict) for k in _ref_keys(r)] if isinstance(based_on, list) else []
+    return keys + _ref_keys(resource.get("priorPrescription"))
+
+
+def _same_ingredient(a: OrderOme, b: OrderOme) -> bool:
+    """Orders that may be one supply: the same ingredient (or a product not known, which is not counted anyway)."""
+    if a.product is None or b.product is None:
+        return True
+    return a.product.ingredient == b.product.ingredient
+
+
+def _product_id(order: OrderOme) -> str | None:
+    product = order.product
+    return None if product is None else f"{product.system}|{product.code or product.name.lower()}"
+
+
+def _group_key(order: OrderOme) -> str | None:
+    """The prescription (EPS groupIdentifier) and product an order belongs to, when both are known."""
+    group = _identifier_keys(order.resource.get("groupIdentifier"))
+    product = _product_id(order)
+    return f"{group[0]}#{product}" if group and product else None
 
 
 def _signature(order: OrderOme) -> str | None:
@@ -206,12 +264,14 @@ def _signature(order: OrderOme) -> str | None:
     return json.dumps([product.system, key, dosage], sort_keys=True, default=str)
 
 
-def _group_same_supply(orders: list[OrderOme]) -> None:
+def _group_same_supply(orders: list[OrderOme]) -> list[tuple[OrderOme, list[OrderOme]]]:
+    """Mark every order that is the same supply as another; return each group as (counted, the others)."""
     current = [o for o in orders if o.status not in HISTORY_STATUSES]
     parent = {id(o): id(o) for o in current}
-    by_id: dict[str, OrderOme] = {}
+    by_key: dict[str, list[OrderOme]] = {}
     for order in current:
-        by_id.setdefault(order.id, order)
+        for key in _own_keys(order):
+            by_key.setdefault(key, []).append(order)
 
     def find(key: int) -> int:
         while parent[key] != key:
@@ -224,8 +284,27 @@ def _group_same_supply(orders: list[OrderOme]) -> None:
 
     for order in current:
         for ref in _links(order.resource):
-            if ref in by_id and by_id[ref] is not order:
-                union(order, by_id[ref])
+            for target in by_key.get(ref, []):
+                if target is order:
+                    continue
+                if _same_ingredient(order, target):
+                    union(order, target)
+                else:
+                    order.flags.append(f"linked to {target.id}, another product: counted separately")
+    for members in by_key.values():  # one business identifier on two resources: the same item
+        for other in members[1:]:
+            if _same_ingredient(members[0], other):
+                union(other, members[0])
+    by_group: dict[str, list[OrderOme]] = {}
+    for order in current:
+        if (group_key := _group_key(order)) is not None:
+            by_group.setdefault(group_key, []).append(order)
+    for members in by_group.values():
+        for other in members[1:]:
+            items_a = set(_identifier_keys(members[0].resource.get("identifier")))
+            items_b = set(_identifier_keys(other.resource.get("identifier")))
+            if not (items_a and items_b and not items_a & items_b):  # two items of one prescription add up
+                union(other, members[0])
     signatures: dict[str, OrderOme] = {}
     for order in current:
         signature = _signature(order)
@@ -237,6 +316,7 @@ def _group_same_supply(orders: list[OrderOme]) -> None:
     groups: dict[int, list[OrderOme]] = {}
     for order in current:
         groups.setdefault(find(id(order)), []).append(order)
+    found = []
     for members in groups.values():
         if len(members) < 2:
             continue
@@ -248,10 +328,45 @@ def _group_same_supply(orders: list[OrderOme]) -> None:
                 str(o.resource.get("authoredOn") or ""),
             ),
         )[0]
+        others = [m for m in members if m is not counted]
+        for member in others:
+            member.same_supply_as = counted.id
+            member.reason = f"same supply as {counted.id}"
+        found.append((counted, others))
+    return found
+
+
+def _count_the_higher(groups: list[tuple[OrderOme, list[OrderOme]]], knowledge: Knowledge, profile: str) -> None:
+    """An authorisation and its issues that print the dose differently: count the higher, and say so.
+
+    A draft is the regimen being prescribed now and replaces what it is linked to, so a group holding a draft is
+    left as it is. Otherwise every opioid member is quantified and the one with the highest OME is counted (ties:
+    the one chosen first), never a lower reading.
+    """
+    for counted, others in groups:
+        if counted.origin == "draft" or not counted.is_opioid:
+            continue
+        for member in others:
+            if member.is_opioid:
+                _quantify(member, member.resource, knowledge, profile)
+        members = [counted, *others]
+        readable = [m for m in members if m.counted and m.ome_max is not None]
+        if not readable:
+            continue
+        best = max(readable, key=lambda m: m.ome_max or Decimal(0))  # the first of equal figures
+        figures = {m.ome_max for m in readable}
         for member in members:
-            if member is not counted:
-                member.same_supply_as = counted.id
-                member.reason = f"same supply as {counted.id}"
+            if member is best:
+                continue
+            member.counted = False
+            member.same_supply_as = best.id
+            member.reason = f"same supply as {best.id}"
+        best.same_supply_as, best.reason = None, None
+        if len(figures) > 1 or len(readable) < len(members):
+            described = ", ".join(
+                f"{m.id}: {_count(m.ome_max)} mg/day" if m in readable else f"{m.id}: dose not read" for m in members
+            )
+            best.flags.append(f"one supply, doses differ ({described}): the higher counted")
 
 
 # --- per order ---------------------------------------------------------------------------------------------------
@@ -383,7 +498,7 @@ def compute_ome(
             resource=resource,
         )
         results.append(order)
-    _group_same_supply(results)
+    groups = _group_same_supply(results)
     for order in results:
         if order.status in HISTORY_STATUSES:
             order.reason = f"not current: status {order.status}"
@@ -395,6 +510,7 @@ def compute_ome(
             order.reason = "not an opioid"
         else:
             _quantify(order, order.resource, knowledge, profile)
+    _count_the_higher(groups, knowledge, profile)
     return OmeResult(profile, results)
 
 

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from cds_service.clinical.dialects import as_r4_medication_request, dispense_as_issue, is_medication_order
+
 # MedicationRequest statuses that are history, not current treatment (FHIR R4 medicationrequest-status).
 HISTORY_STATUSES = frozenset({"completed", "stopped", "cancelled", "entered-in-error"})
 # A reference to a Patient: "Patient/123", an absolute URL, or a versioned "Patient/123/_history/2".
@@ -27,6 +29,7 @@ class OrderRecord:
     origin: str  # "draft" (being ordered now) | "existing" (prefetched)
     path: str
     problems: list[str] = field(default_factory=list)
+    raw: dict[str, Any] | None = None  # as received, when ``resource`` is a converted copy (clinical/dialects.py)
 
     @property
     def status(self) -> str:
@@ -47,6 +50,7 @@ class PatientRecord:
     procedures: list[dict[str, Any]]
     observations: list[dict[str, Any]]
     data_quality: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # "path: reason" of medication orders that cannot be read
 
 
 def patient_id_of(reference: Any) -> str | None:
@@ -115,12 +119,21 @@ def record_from_resources(patient_id: str, located: list[tuple[str, str, dict[st
     seen_orders: set[str] = set()
     for origin, path, resource in located:
         kind = resource.get("resourceType")
-        if kind == "MedicationRequest":
+        if kind == "MedicationDispense":  # issue history: a supply handed over
+            record.orders.append(OrderRecord(dispense_as_issue(resource), origin, path, raw=resource))
+        elif is_medication_order(resource):
             key = str(resource.get("id") or path)
             if origin == "existing" and key in seen_orders:
                 continue  # the draft being signed may also be in the prefetched list: count it once
             seen_orders.add(key)
-            record.orders.append(OrderRecord(normalise_dosage(resource), origin, path))
+            converted, problem = as_r4_medication_request(resource)
+            if converted is None:
+                record.unreadable.append(f"{path}: {problem}")
+                record.data_quality.append(f"{path}: could not be checked: {problem}")
+                continue
+            record.orders.append(
+                OrderRecord(normalise_dosage(converted), origin, path, raw=None if converted is resource else resource)
+            )
         elif kind == "Medication" and resource.get("id"):
             record.medications[f"Medication/{resource['id']}"] = resource
         elif kind == "Patient":

@@ -8,12 +8,13 @@ Unknown members are ignored, ``Bundle.type`` is not required.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 from cds_service.clinical.record import PatientRecord, bare_patient_id, patient_id_of, record_from_resources
 from cds_service.errors import BadRequest, Issue
 from cds_service.protocol.jsonbody import ROOT
-from cds_service.protocol.services import ContextField, ServiceDefinition
+from cds_service.protocol.services import HISTORY_WINDOW_DAYS, OPTIONAL_PREFETCH, ContextField, ServiceDefinition
 
 
 @dataclass(frozen=True)
@@ -172,11 +173,12 @@ def check_same_patient(resources: list[tuple[str, Any]], patient_id: str, issues
             if resource.get("id") and resource["id"] != patient_id:
                 issues.append(Issue(f"Patient {resource['id']!r} is not context.patientId.", f"{path}.id"))
             continue
-        subject = resource.get("subject")
-        reference = subject.get("reference") if isinstance(subject, dict) else None
-        subject_id = patient_id_of(reference)
-        if subject_id is not None and subject_id != patient_id:
-            issues.append(Issue(f"Subject {reference!r} is not context.patientId.", f"{path}.subject.reference"))
+        for member in ("subject", "patient"):  # DSTU2 MedicationOrder names its patient in ``patient``
+            subject = resource.get(member)
+            reference = subject.get("reference") if isinstance(subject, dict) else None
+            subject_id = patient_id_of(reference)
+            if subject_id is not None and subject_id != patient_id:
+                issues.append(Issue(f"Subject {reference!r} is not context.patientId.", f"{path}.{member}.reference"))
 
 
 def _check_authorization(body: dict[str, Any], issues: list[Issue]) -> FhirAuthorization | None:
@@ -278,3 +280,30 @@ def build_record(request: HookRequest, prefetch: dict[str, dict[str, Any] | None
     for key, value in prefetch.items():
         located += [("existing", p, r) for p, r in located_resources(f"prefetch.{key}", value)]
     return record_from_resources(request.patient_id, located)
+
+
+def within_history_window(prefetch: dict[str, dict[str, Any] | None], today: date) -> dict[str, dict[str, Any] | None]:
+    """The prefetch with issue and dispense history (the optional history keys) dated more than
+    HISTORY_WINDOW_DAYS before ``today`` left out (an entry with no readable date is kept)."""
+    start = today - timedelta(days=HISTORY_WINDOW_DAYS)
+    windowed = dict(prefetch)
+    for key in OPTIONAL_PREFETCH:
+        bundle = prefetch.get(key)
+        if isinstance(bundle, dict) and isinstance(bundle.get("entry"), list):
+            entries = [
+                e for e in bundle["entry"] if not (isinstance(e, dict) and _dated_before(e.get("resource"), start))
+            ]
+            windowed[key] = {**bundle, "entry": entries}
+    return windowed
+
+
+def _dated_before(resource: Any, start: date) -> bool:
+    """An issue (authoredOn) or dispense (whenHandedOver) dated before ``start``; False when it has no date."""
+    if not isinstance(resource, dict):
+        return False
+    when = resource.get("whenHandedOver") if resource.get("resourceType") == "MedicationDispense" else None
+    when = when or resource.get("authoredOn")
+    try:
+        return isinstance(when, str) and date.fromisoformat(when[:10]) < start
+    except ValueError:
+        return False

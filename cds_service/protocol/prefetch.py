@@ -4,6 +4,8 @@
 - key present but ``null``: the client has no such data; treated as empty.
 - key absent, or an OperationOutcome in its place: fetched from ``fhirServer`` with the client's bearer token.
 - still unobtainable (no fhirServer, an error, a timeout): :class:`PreconditionFailed` (412).
+- the optional history keys (``services.OPTIONAL_PREFETCH``): used when sent, fetched only when the client sent no
+  prefetch at all, and read as no data when they cannot be had (never a 412).
 
 All fetching for one request shares one hard deadline (``fhir_timeout_seconds``). The bearer token goes only
 to URLs under ``fhirServer`` and is never logged.
@@ -25,6 +27,7 @@ import requests
 from cds_service.config import Settings
 from cds_service.errors import Issue, PreconditionFailed, Unobtainable
 from cds_service.protocol.hooks import HookRequest, fetched_resource_problems
+from cds_service.protocol.services import OPTIONAL_PREFETCH
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +170,11 @@ def resolve_prefetch(request: HookRequest, settings: Settings) -> dict[str, dict
         if sent and (value is None or _next_link(value) is None):
             resolved[key] = value
             continue
+        if key in OPTIONAL_PREFETCH and not sent and (reader is None or request.prefetch):
+            # optional history, fetched only for a client that prefetched nothing (one that prefetched has said
+            # what it holds); without it, supplies are measured from the current orders
+            resolved[key] = None
+            continue
         if reader is None:
             why = "its next pages need fhirServer" if sent else "it was not prefetched and there is no fhirServer"
             problems.append(Issue(f"Cannot obtain prefetch '{key}': {why}.", f"prefetch.{key}", "processing"))
@@ -184,6 +192,9 @@ def resolve_prefetch(request: HookRequest, settings: Settings) -> dict[str, dict
         for key, job in jobs.items():
             if job not in done:
                 job.cancel()
+                if key in OPTIONAL_PREFETCH:
+                    resolved[key] = None
+                    continue
                 problems.append(
                     Issue(
                         f"Cannot obtain prefetch '{key}': the FHIR server did not answer in time.",
@@ -195,6 +206,10 @@ def resolve_prefetch(request: HookRequest, settings: Settings) -> dict[str, dict
             try:
                 resolved[key] = job.result()
             except Unobtainable as exc:
+                if key in OPTIONAL_PREFETCH:
+                    log.info("optional prefetch %s unobtainable: %s", key, exc)
+                    resolved[key] = None
+                    continue
                 problems.append(Issue(f"Cannot obtain prefetch '{key}': {exc}.", f"prefetch.{key}", "processing"))
     if problems:
         log.info("prefetch unobtainable: %s", "; ".join(p.diagnostics for p in problems))

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, g, request
 from cds_service.assess import Evaluation
 from cds_service.errors import InternalError, NotFound
 from cds_service.protocol.feedback import parse_feedback
-from cds_service.protocol.hooks import HookRequest, build_record, parse_hook_request
+from cds_service.protocol.hooks import HookRequest, build_record, parse_hook_request, within_history_window
 from cds_service.protocol.http import authenticate, json_response, read_json, state
 from cds_service.protocol.prefetch import resolve_prefetch
 from cds_service.protocol.privacy import pseudonymise
@@ -34,7 +34,7 @@ def evaluate(
 ) -> Evaluation:
     """The response body ``{"cards": [...]}`` of one checked request, with what it was built from."""
     base_url = source_url.removesuffix("/about") if source_url else None
-    record = build_record(hook_request, prefetch)
+    record = build_record(hook_request, within_history_window(prefetch, today))
     return state().assessor.assess(hook_request.hook, record, today, source_url, base_url)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from cds_service.clinical.knowledge.codelists import load_codelist
 
 PATIENT = "{{context.patientId}}"
+HISTORY_COUNT = 50  # issues and dispenses asked for, newest first: over a year of monthly repeats of a few opioids
 
 
 @dataclass(frozen=True)
@@ -61,14 +62,29 @@ def _prefetch() -> dict[str, str]:
         "conditions": f"Condition?patient={PATIENT}&clinical-status=active",
         "medicationReviewProcedures": _code_search("Procedure"),
         "medicationReviewObservations": _code_search("Observation"),
+        # issue history, newest first and bounded; the service ignores what is older than HISTORY_WINDOW_DAYS
+        "issueHistory": (
+            f"MedicationRequest?patient={PATIENT}&status=completed&_sort=-authoredon&_count={HISTORY_COUNT}"
+            "&_include=MedicationRequest:medication"
+        ),
+        "dispenseHistory": f"MedicationDispense?patient={PATIENT}&_sort=-whenhandedover&_count={HISTORY_COUNT}",
     }
+
+
+# Prefetch keys a client may leave out with no fhirServer (or that the server cannot answer): read as no data.
+OPTIONAL_PREFETCH = frozenset({"issueHistory", "dispenseHistory"})
+# Issues and dispenses in those keys dated more than this many days before the request are not read: CDS Hooks 2.0
+# prefetch templates have no date tokens, so the service applies the window itself.
+HISTORY_WINDOW_DAYS = 365
 
 
 USAGE = (
     "Send the patient's active MedicationRequests with their Medications, active Conditions and coded "
     "medication reviews (Procedure or Observation, MEDRVW_COD) as prefetch, or a fhirServer with "
     "fhirAuthorization so the service can read them; without them it answers 412. Medication reviews "
-    "older than 12 months are ignored."
+    "older than 12 months are ignored. Optional: issueHistory (completed MedicationRequests, the issues) and "
+    "dispenseHistory (MedicationDispenses), newest first, at most 50 each; the service reads issues and dispenses "
+    "of the last 12 months to tell how long each supply lasts (early requests, repeats not issued)."
 )
 
 _USER = ContextField("userId", "string")

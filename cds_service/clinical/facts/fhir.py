@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from cds_service.clinical.dosage import DosageError, daily_dosage
 from cds_service.clinical.ome import OrderOme
 from cds_service.clinical.units import days_per, quantity_value
 
@@ -131,8 +132,40 @@ def issued_on(resource: dict[str, Any]) -> date | None:
     )
 
 
-def supply_days(order: OrderOme) -> Decimal | None:
-    """Days a supply lasts: expectedSupplyDuration, else quantity / units per day."""
+def own_units_per_day(order: OrderOme) -> Decimal | None:
+    """Units (tablets, ml, patches…) a day by the order's own dosage, highest reading; None when it cannot be read.
+
+    For an issue that was never quantified (history): its dose lines, in the product's units. A dose only estimated
+    from the quantity supplied is no use here (it would measure the supply by itself).
+    """
+    if order.units_per_day_max:
+        return order.units_per_day_max
+    product = order.product
+    if product is None:
+        return None
+    try:
+        dosage = daily_dosage(order.resource)
+    except DosageError:
+        return None
+    if dosage.basis == "dispense quantity":
+        return None
+    total = Decimal(0)
+    for line in dosage.lines:
+        amount = line.daily
+        if amount.unit in ("unit", "ml"):
+            total += amount.high
+        elif amount.unit == "mg" and (per_unit := product.mg_per("ml" if product.per_unit == "ml" else "unit")):
+            total += amount.high / per_unit
+        else:
+            return None
+    return total or None
+
+
+def supply_days(order: OrderOme, units_per_day: Decimal | None = None) -> Decimal | None:
+    """Days a supply lasts: expectedSupplyDuration (or a dispense's daysSupply), else quantity / units per day.
+
+    Units per day: ``units_per_day`` when given (the current order of the same product), else the order's own.
+    """
     dispense = order.resource.get("dispenseRequest")
     if not isinstance(dispense, dict):
         return None
@@ -143,8 +176,9 @@ def supply_days(order: OrderOme) -> Decimal | None:
             return length * per
     quantity = dispense.get("quantity")
     supplied = quantity_value(quantity.get("value")) if isinstance(quantity, dict) else None
-    if supplied is not None and order.units_per_day_max:
-        return supplied / order.units_per_day_max
+    per_day = units_per_day or own_units_per_day(order)
+    if supplied is not None and per_day:
+        return supplied / per_day
     return None
 
 

@@ -20,6 +20,7 @@ from cds_service.clinical.record import HISTORY_STATUSES, PatientRecord
 
 SEDATIVE_CLASSES = ("gabapentinoid", "benzodiazepine", "z-drug")
 PREGNANCY_DAYS = 280  # a coded pregnancy event counts for this long
+NOT_SUPPLIED = frozenset({"cancelled", "entered-in-error"})  # an issue with these statuses supplied nothing
 
 
 @dataclass(frozen=True)
@@ -171,18 +172,38 @@ class Family:
 
     @cached_property
     def last_issued(self) -> date | None:
-        return max((o.issued_on for o in self.members if o.order.intent != "plan" and o.issued_on), default=None)
+        issued = (o for o in self.members if o.order.intent != "plan" and o.order.status not in NOT_SUPPLIED)
+        return max((o.issued_on for o in issued if o.issued_on), default=None)
 
     @cached_property
     def latest_expiry(self) -> date | None:
         return max((d for o in self.members if (d := fhir.expiry(o.order.resource))), default=None)
 
     @cached_property
+    def current_units_per_day(self) -> Decimal | None:
+        """Units a day of the current order of this product on record (not a draft, not history; one superseded by
+        a draft still says what the patient was taking), highest reading; None if none can be read."""
+        found = [
+            units
+            for o in self.members
+            if not o.is_draft
+            and o.order.status not in HISTORY_STATUSES
+            and (units := fhir.own_units_per_day(o.order)) is not None
+        ]
+        return max(found, default=None)
+
+    @cached_property
     def supplies(self) -> list[tuple[date, date]]:
-        """(issued, runs out) of every supply on record (not a draft) whose length is known."""
+        """(issued, runs out) of every supply on record (not a draft, not cancelled) whose length is known.
+
+        Length: the expected duration, else quantity / units a day of the current order of the product, else of the
+        issue's own dosage.
+        """
         found = []
         for member in self.members:
-            if not member.is_draft and member.issued_on and (days := fhir.supply_days(member.order)):
+            if member.is_draft or not member.issued_on or member.order.status in NOT_SUPPLIED:
+                continue
+            if days := fhir.supply_days(member.order, self.current_units_per_day):
                 found.append((member.issued_on, runs_out(member.issued_on, days)))
         return found
 
@@ -245,6 +266,7 @@ class FactInputs:
     repeats: list[RepeatOrder]
     last_review: date | None
     risk_factors: list[str]
+    unreadable: tuple[str, ...] = ()  # medication orders that could not be read (record.unreadable)
 
 
 def last_review(events: list[CodedEvent], codes: ClinicalCodes) -> date | None:
@@ -288,4 +310,5 @@ def fact_inputs(
         repeats=repeats(orders, meds, today),
         last_review=last_review(ctx.events, codes),
         risk_factors=risk_factors(meds, ctx, codes, settings),
+        unreadable=tuple(record.unreadable),
     )

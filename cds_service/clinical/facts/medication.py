@@ -22,7 +22,7 @@ def total_ome_mg_per_day_min(i: FactInputs) -> float:
 
 @summary_fact("ome_complete", "bool", "every opioid order could be counted", group=GROUP)
 def ome_complete(i: FactInputs) -> bool:
-    return i.ome.complete
+    return i.ome.complete and not i.unreadable  # an order that could not be read may be an opioid
 
 
 @summary_fact("ome_before_drafts", "number", "total daily OME without the orders being prescribed now", group=GROUP)
