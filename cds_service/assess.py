@@ -142,11 +142,15 @@ class Assessor:
 def unexpected_failure(exc: BaseException, record: PatientRecord, patient: str, profile: str = "uk") -> Evaluation:
     """The "could not assess" answer to an unexpected error, with a short reference the log line carries too.
 
-    The log line names the pseudonymised patient and the error's type and where it was raised (the traceback's
-    frames), never its message: a message may quote the input.
+    The log line names the pseudonymised patient, the error's type and where it was raised (file:line function of
+    each frame, innermost first), never its message or source lines: a message may quote the input.
     """
     reference = secrets.token_hex(4)
-    frames = "".join(traceback.format_tb(exc.__traceback__))
-    log.error("could not assess: reference=%s patient=%s error=%s\n%s", reference, patient, type(exc).__name__, frames)
+    frames = " < ".join(
+        f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)[::-1]
+    )
+    log.error(
+        "could not assess: reference=%s patient=%s error=%s at %s", reference, patient, type(exc).__name__, frames
+    )
     reason = f"unexpected error; support reference {reference}"
     return Evaluation({"cards": [could_not_assess_card(reason)]}, record, OmeResult(profile, []), None, [], reason)
