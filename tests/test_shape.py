@@ -248,3 +248,27 @@ def test_a_hundred_random_type_mutations_of_order_sign_answer_no_5xx(capsys):
 
     assert main(["--n", "100", "--seed", "3", "--show", "0"]) == 0
     assert "0 answered 5xx, 0 answered only 'could not assess'" in capsys.readouterr().out
+
+
+def test_malformed_conditions_observations_and_birth_date_are_dropped_and_the_rest_assessed(client):
+    body = load_request("order-sign.json")
+    body["prefetch"]["patient"]["birthDate"] = ["1960-05-01"]
+    condition = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "subject": {"reference": "Patient/pat-1"},
+        "status": ["active"],  # not a Condition element, but read for every event: a list crashed the check
+        "code": {"coding": 7},
+        "clinicalStatus": {"coding": [{"code": ["active"]}]},
+        "onsetDateTime": {"year": 2020},
+    }
+    body["prefetch"]["conditions"]["entry"] = [{"resource": condition}]
+    observation = {
+        "resourceType": "Observation",
+        "id": "o1",
+        "status": {"final": True},
+        "subject": {"reference": "Patient/pat-1"},
+        "code": "182836005",
+    }
+    body["prefetch"]["medicationReviewObservations"]["entry"] = [{"resource": observation}]
+    assert set(_cards(client, body)) == BASE_TOPICS  # 240 mg/day as before; no context read from the bad elements

@@ -37,6 +37,7 @@ from cds_service.clinical.ome import OmeResult, OrderOme, record_ome
 from cds_service.clinical.record import PatientRecord
 
 DOSE, CAP, MEDICATION, SUPPLY = "dose", "cap", "medication", "supply"
+MALFORMED = "malformed: "  # the flag of an order not counted because an element was removed (and which)
 
 
 @dataclass(frozen=True)
@@ -293,11 +294,14 @@ def apply_to_ome(ome: OmeResult, report: ShapeReport) -> None:
             estimated = order.dose_basis == "dispense quantity" and any(p.category == CAP for p in problems)
             if lost_dose or estimated:
                 _uncount(order, f"malformed dosage: {named}")
+                order.flags.append(MALFORMED + named)
         elif order.blocks_completeness or (order.product is None and order.identified.problem):
             if order.product is None and any(p.category == MEDICATION for p in problems):
                 # what was ordered is malformed, not missing: never ignored as an empty draft
                 order.identified = dataclasses.replace(order.identified, problem=named)
             order.reason = f"{order.reason}: {named}" if order.reason else named
+            if order.product is not None or any(p.category == MEDICATION for p in problems):
+                order.flags.append(MALFORMED + named)  # an opioid, or an order that may be one
 
 
 def checked_ome(record: PatientRecord, knowledge: Knowledge, profile: str = "uk") -> OmeResult:
