@@ -7,6 +7,8 @@ process; ``assess`` is the same for the live service and batch evaluation.
 from __future__ import annotations
 
 import logging
+import secrets
+import traceback
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -19,6 +21,7 @@ from cds_service.clinical.knowledge.codelists import load_codelist
 from cds_service.clinical.knowledge.model import Knowledge
 from cds_service.clinical.ome import OmeResult, record_ome
 from cds_service.clinical.record import PatientRecord
+from cds_service.clinical.shape import apply_to_ome, check_record
 from cds_service.clinical.taper import Regimen, TaperError, TaperPlan, plan_taper, regimens_from_ome
 from cds_service.clinical.validation import validate_orders
 from cds_service.resources import default_rules_dir
@@ -89,12 +92,34 @@ class Assessor:
         return record_ome(record, self.knowledge, self.profile, drafts)
 
     def assess(
-        self, hook: str, record: PatientRecord, today: date, source_url: str | None = None, base_url: str | None = None
+        self,
+        hook: str,
+        record: PatientRecord,
+        today: date,
+        source_url: str | None = None,
+        base_url: str | None = None,
+        patient: str = "-",
     ) -> Evaluation:
+        """One evaluation; never raises for its input: an unexpected error is a "could not assess" card.
+
+        ``patient`` is the pseudonym the log may name (protocol/privacy.py), never the patient's id.
+        """
+        try:
+            return self._assess(hook, record, today, source_url, base_url)
+        except Exception as exc:
+            return unexpected_failure(exc, record, patient, self.profile)
+
+    def _assess(
+        self, hook: str, record: PatientRecord, today: date, source_url: str | None, base_url: str | None
+    ) -> Evaluation:
+        shape = check_record(record)
         ome = self.ome(record)
+        apply_to_ome(ome, shape)
         relevant = {i for i, o in enumerate(ome.orders) if o.product is None or o.product.classes & RELEVANT_CLASSES}
         validate_orders(record, relevant)
         before = self.ome(record, drafts=False) if any(o.origin == "draft" for o in record.orders) else None
+        if before is not None:
+            apply_to_ome(before, shape)
         try:
             facts = build_facts(hook, record, ome, before, self.codes, self.settings, today)
             firings = self.engine.evaluate([facts.summary, *facts.orders])
@@ -113,3 +138,20 @@ class Assessor:
             return Evaluation({"cards": [could_not_assess_card(str(exc))]}, record, ome, None, [], str(exc))
         fired = sorted({c["source"]["topic"]["code"] for c in cards})
         return Evaluation({"cards": cards}, record, ome, facts, fired)
+
+
+def unexpected_failure(exc: BaseException, record: PatientRecord, patient: str, profile: str = "uk") -> Evaluation:
+    """The "could not assess" answer to an unexpected error, with a short reference the log line carries too.
+
+    The log line names the pseudonymised patient, the error's type and where it was raised (file:line function of
+    each frame, innermost first), never its message or source lines: a message may quote the input.
+    """
+    reference = secrets.token_hex(4)
+    frames = " < ".join(
+        f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)[::-1]
+    )
+    log.error(
+        "could not assess: reference=%s patient=%s error=%s at %s", reference, patient, type(exc).__name__, frames
+    )
+    reason = f"unexpected error; support reference {reference}"
+    return Evaluation({"cards": [could_not_assess_card(reason)]}, record, OmeResult(profile, []), None, [], reason)

@@ -66,8 +66,8 @@ def serve(args: argparse.Namespace) -> int:
 def ome(args: argparse.Namespace) -> int:
     """Print the OME of a CDS Hooks request, a FHIR Bundle or one MedicationRequest (file or stdin)."""
     from cds_service.clinical.knowledge.loader import load_knowledge
-    from cds_service.clinical.ome import record_ome
     from cds_service.clinical.record import record_from_document
+    from cds_service.clinical.shape import checked_ome
 
     try:
         text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()  # noqa: SIM115
@@ -83,7 +83,7 @@ def ome(args: argparse.Namespace) -> int:
         print(f"opioid-cds ome: unknown profile {args.profile!r}", file=sys.stderr)
         return 2
     record = record_from_document(document)
-    result = record_ome(record, knowledge, args.profile)
+    result = checked_ome(record, knowledge, args.profile)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
@@ -96,8 +96,8 @@ def taper(args: argparse.Namespace) -> int:
     from datetime import date
 
     from cds_service.clinical.knowledge.loader import load_knowledge
-    from cds_service.clinical.ome import record_ome
     from cds_service.clinical.record import record_from_document
+    from cds_service.clinical.shape import checked_ome
     from cds_service.clinical.taper import TaperError, plan_taper, regimens_from_ome
     from cds_service.pages.taper import render_page
 
@@ -110,7 +110,7 @@ def taper(args: argparse.Namespace) -> int:
         return 2
     knowledge = load_knowledge()
     record = record_from_document(document if isinstance(document, dict) else {})
-    ome = record_ome(record, knowledge)
+    ome = checked_ome(record, knowledge)
     regimens, problems = regimens_from_ome(ome, knowledge)
     try:
         plan = plan_taper(regimens, start, args.strategy, args.pace, knowledge=knowledge)

@@ -178,7 +178,7 @@ def evaluate_document(
         today = date.fromisoformat(options.today) if options.today else date.today()
         patient_record = record_from_document(document)
         patient_record.patient_id = patient
-        evaluation = assessor.assess(hook, patient_record, today)
+        evaluation = assessor.assess(hook, patient_record, today, patient=key)
         ome = evaluation.ome
         record.update(
             {

@@ -17,6 +17,7 @@ from typing import Any
 
 from cds_service.cards.taper import PlannedTaper, detail_lines, taper_link, taper_suggestion
 from cds_service.clinical.facts import RequestFacts, card_text
+from cds_service.clinical.facts.card_values import NO_MEDICATION_NAME
 from cds_service.clinical.ome import OmeResult, OrderOme
 from cds_service.clinical.record import HISTORY_STATUSES
 from cds_service.ruleset.model import PLACEHOLDER, Firing, Rule, RuleSet
@@ -121,7 +122,7 @@ def _detail(
     if missing:
         parts.append(
             "**Not counted** (the total may be higher):\n"
-            + "\n".join(f"- {o.display or o.id}: {o.reason}" for o in missing)
+            + "\n".join(f"- {o.display or NO_MEDICATION_NAME}: {o.reason}" for o in missing)
         )
     if unchecked:
         parts.append(unchecked_line(unchecked))

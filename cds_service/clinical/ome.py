@@ -88,9 +88,21 @@ class OrderOme:
     @property
     def blocks_completeness(self) -> bool:
         """Not counted for a reason that may hide opioid dose (not: history, same supply, not an opioid)."""
-        if self.counted or self.same_supply_as or self.status in HISTORY_STATUSES:
+        if self.counted or self.same_supply_as or self.status in HISTORY_STATUSES or self.is_empty_draft:
             return False
         return self.product is None or self.product.is_opioid
+
+    @property
+    def is_empty_draft(self) -> bool:
+        """A draft that names no medication at all (sent while the prescriber types): ignored, not "not counted"."""
+        found = self.identified
+        return (
+            self.origin == "draft"
+            and found.product is None
+            and not found.display
+            and not found.code
+            and (found.problem in ("no medication given", "product not recognised"))
+        )
 
 
 @dataclass

@@ -73,8 +73,8 @@ def normalise_dosage(resource: dict[str, Any]) -> dict[str, Any]:
         return resource
     resource = copy.deepcopy(resource)
     for dosage in resource["dosageInstruction"]:
-        if not isinstance(dosage, dict):
-            continue
+        if not isinstance(dosage, dict) or not isinstance(dosage.get("doseAndRate", []), list):
+            continue  # a malformed doseAndRate is left for the shape check (clinical/shape.py) to report
         moved = {k: dosage.pop(k) for k in _STU3_DOSE_KEYS if k in dosage}
         if moved:
             dosage.setdefault("doseAndRate", []).append(moved)

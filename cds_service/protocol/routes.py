@@ -9,7 +9,8 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 
-from cds_service.assess import Evaluation
+from cds_service.assess import Evaluation, unexpected_failure
+from cds_service.clinical.record import PatientRecord
 from cds_service.errors import InternalError, NotFound
 from cds_service.protocol.feedback import parse_feedback
 from cds_service.protocol.hooks import HookRequest, build_record, parse_hook_request, within_history_window
@@ -30,12 +31,24 @@ def _service(service_id: str) -> ServiceDefinition:
 
 
 def evaluate(
-    hook_request: HookRequest, prefetch: dict[str, dict[str, Any] | None], today: date, source_url: str | None = None
+    hook_request: HookRequest,
+    prefetch: dict[str, dict[str, Any] | None],
+    today: date,
+    source_url: str | None = None,
+    patient: str = "-",
 ) -> Evaluation:
-    """The response body ``{"cards": [...]}`` of one checked request, with what it was built from."""
+    """The response body ``{"cards": [...]}`` of one checked request, with what it was built from.
+
+    ``patient`` is the pseudonym a log line may carry. Never raises for the request's content: an unexpected
+    error is a "could not assess" card (assess.py).
+    """
     base_url = source_url.removesuffix("/about") if source_url else None
-    record = build_record(hook_request, within_history_window(prefetch, today))
-    return state().assessor.assess(hook_request.hook, record, today, source_url, base_url)
+    try:
+        record = build_record(hook_request, within_history_window(prefetch, today))
+    except Exception as exc:
+        empty = PatientRecord(hook_request.patient_id, None, [], {}, [], [], [])
+        return unexpected_failure(exc, empty, patient, state().assessor.profile)
+    return state().assessor.assess(hook_request.hook, record, today, source_url, base_url, patient)
 
 
 @bp.get("/cds-services")
@@ -52,7 +65,7 @@ def invoke(service_id: str) -> Response:
     g.patient = pseudonymise(settings.pseudonym_key, request_model.patient_id)
     prefetch = resolve_prefetch(request_model, settings)
     about = (settings.public_base_url or request.host_url.rstrip("/")) + "/about"
-    result = evaluate(request_model, prefetch, settings.today or date.today(), about)
+    result = evaluate(request_model, prefetch, settings.today or date.today(), about, g.patient)
     log.info(
         "hook=%s service=%s instance=%s patient=%s orders=%d ome=%s%s rules=%s data_quality=%d ms=%.1f",
         request_model.hook,

@@ -13,7 +13,7 @@ widths, in ``card_values``. All of them read one :class:`FactInputs`, built once
 from __future__ import annotations
 
 # The group modules register their facts when imported.
-from cds_service.clinical.facts import card_values, context, medication, order, repeat  # noqa: F401
+from cds_service.clinical.facts import card_values, context, medication, order, quality, repeat  # noqa: F401
 from cds_service.clinical.facts.build import RequestFacts, build_facts
 from cds_service.clinical.facts.fhir import is_repeat, months_between, parse_date, working_days_between
 from cds_service.clinical.facts.inputs import ClinicalCodes, FactInputs, OrderInfo, fact_inputs

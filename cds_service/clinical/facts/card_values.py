@@ -28,6 +28,7 @@ ORDER_WIDTH = 48  # a list of order names
 NUMBER_WIDTH = 6  # mg/day OME: up to 999999
 MONTHS_WIDTH = 3  # months or days: up to 999
 UNKNOWN_ORDER = "An opioid"
+NO_MEDICATION_NAME = "an order with no medication"  # never an internal id ("request-123", "order-2")
 
 # Filled when the card is rendered: the orders the rule fired on.
 ORDERS = register_card_value(
@@ -43,6 +44,11 @@ def total_ome(i: FactInputs) -> Decimal:
 @card_value("total_ome_min", NUMBER_WIDTH, fit_count, "total daily OME of regular doses, mg")
 def total_ome_min(i: FactInputs) -> Decimal:
     return i.ome.total_min
+
+
+@card_value("not_counted_orders", ORDER_WIDTH, fit_names, "the orders not counted in the total", empty=UNKNOWN_ORDER)
+def not_counted_orders(i: FactInputs) -> list[str]:
+    return list(dict.fromkeys(o.display or NO_MEDICATION_NAME for o in i.ome.not_counted))
 
 
 @card_value("before", NUMBER_WIDTH, fit_count, "total daily OME before the orders being prescribed now, mg")
