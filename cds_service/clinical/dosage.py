@@ -322,7 +322,10 @@ def _agree(structured: DoseLine, text: str, result: DailyDosage) -> DoseLine:
 
 
 def _plain(value: Decimal) -> str:
-    rounded = value.quantize(Decimal("0.01")).normalize()
+    try:
+        rounded = value.quantize(Decimal("0.01")).normalize()
+    except InvalidOperation:  # too many digits to round: say it as it is
+        return f"{value:f}"
     return f"{rounded:f}"
 
 

@@ -27,7 +27,7 @@ _UNIT = (
     r"drops?|units?|lollipops?|pastilles?|vials?|ampoules?|amps?|sticks?)\b)"
 )
 # What a bare number must not be followed by to be a dose (it is a frequency, an interval or a time).
-_NOT_DOSE = r"(?!\s*(?:times|hours?\b|hrs?\b|hourly|hrly|h\b|days?\b|weeks?\b|months?\b|am\b|pm\b|:|/\d))"
+_NOT_DOSE = r"(?![\d.])(?!\s*(?:times|hours?\b|hrs?\b|hourly|hrly|h\b|days?\b|weeks?\b|months?\b|am\b|pm\b|:|/\d))"
 
 _WORDS = {
     "one": "1",
@@ -383,6 +383,11 @@ def _a_spoonful(m: re.Match[str]) -> Token:
     return Token("dose", m.start(), size, size, "ml")
 
 
+@_token(rf"\b{_NUM}\s*(?:micrograms?|mcg|ug|µg)\s*(?:/|per|an|a)\s*(?:hours?|hrs?|h)\b")
+def _patch_rate(m: re.Match[str]) -> Token:
+    return Token("dose", m.start(), _d(m[1]), _d(m[1]), "mcg/h")
+
+
 @_token(rf"\b{_NUM}\s*x\s*{_NUM}\s*{_UNIT}")
 def _multiplied(m: re.Match[str]) -> Token:
     value, unit = _mass(_d(m[1]) * _d(m[2]), _unit(m[3]))
@@ -714,6 +719,14 @@ def _read_phase(lowered: str, original: str, default_per_day: PerDay | None = No
     for group in groups:
         if group.dose_high is None and (group.general or group.slots):
             doubts.append("a frequency with no dose of its own was not used")
+    # "Take ONE capsule TWICE daily - Pregabalin 75mg": a mass with no frequency beside timed doses in units
+    timed_units = {g.unit for g in dosed if _per_day(g, []) is not None}
+    for group in list(dosed):
+        if _per_day(group, []) is None and group.unit not in timed_units and timed_units == {"unit"}:
+            dosed.remove(group)
+            doubts.append(
+                f"{_plain(group.dose_high or Decimal(0))} {group.unit} with no frequency was read as a strength"
+            )
     units = {g.unit for g in dosed}
     if len(units) > 1:
         raise DosageError(f'"{original}" has doses in different units ({", ".join(sorted(units))})')
