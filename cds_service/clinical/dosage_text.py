@@ -76,6 +76,7 @@ class Group:
     prn: bool = False
     stat: bool = False
     start: int = 0  # where the group begins in the text
+    borrow: bool = False  # no timing of its own: takes the timing of the dose after it
     notes: list[str] = field(default_factory=list)
 
     def key(self) -> tuple[object, ...]:
@@ -166,7 +167,8 @@ _DAY = (
 )
 _DAY_OPT = rf"(?:\s*{_DAY})?"
 _PERIOD = (
-    r"(?:in|per|a|/|every|each|in any|within|over)?\s*(?:24\s*(?:hours?|hrs?|h)\b|24hrs?\b|day\b|days\b|daily\b|d\b)"
+    r"(?:in|per|a|/|every|each|in any|within|over)?\s*(?:24\s*(?:hours?|hrs?|h)\b|24hrs?\b|day\b|days\b|daily\b|d\b|"
+    r"(?<=/)24\b)"
 )
 
 Maker = Callable[[re.Match[str]], Token]
@@ -337,7 +339,7 @@ _AFTER_OM_ON = r"(?=\s*(?:$|[,.;+&]|\d|and\b|when|prn|if|as|with|then|max|plus))
 _SLOTS = {
     "morning": rf"(?:in the |each |every |at |in |)(?:morning|mornings|am\b|a\.m\.)|mane|o\.?m\.?{_AFTER_OM_ON}|"
     r"breakfast(?:time)?",
-    "midday": r"(?:at |each |every |)(?:lunch(?:time)?|midday|mid-day|noon|dinner(?:time)?)",
+    "midday": r"(?:at |each |every |)(?:lunch(?:time)?|midday|mid-day|midi|noon|dinner(?:time)?|afternoon)",
     "teatime": r"(?:at |each |every |)(?:tea(?:time)?|evening meal|supper)(?![a-z])",
     "evening": r"(?:in the |each |every |at |in |)(?:evenings?|pm\b|p\.m\.)",
     "night": rf"(?:at |each |every |)(?:night(?:time|ly|s)?|bed(?:time)?|before bed)|nocte|o\.?n\.?{_AFTER_OM_ON}|"
@@ -499,8 +501,12 @@ def _dose_first(tokens: list[Token], doubts: list[str]) -> list[Group]:
                 current.dose_low, current.dose_high, current.unit = token.low, token.high, token.unit
                 continue
             if current is not None and _bare(current):
-                _restatement(current, token, doubts)
-                continue
+                if token.unit != current.unit:
+                    _restatement(current, token, doubts)
+                    continue
+                # "1 mane, 1 xyz, 1 nocte": a dose whose timing was not understood takes the next dose's timing
+                doubts.append("a dose with no frequency of its own was counted at the frequency of the dose after it")
+                current.borrow = True
             current = Group(token.low, token.high, token.unit, start=token.start)
             groups.append(current)
         elif token.kind in ("freq", "slot", "stat"):
@@ -512,6 +518,12 @@ def _dose_first(tokens: list[Token], doubts: list[str]) -> list[Group]:
             _multiply(current, token, doubts, groups)
             if current is None and groups:
                 current = groups[-1]
+    for index, group in enumerate(groups):
+        if group.borrow and _bare(group):
+            after = next((g for g in groups[index + 1 :] if not _bare(g)), None)
+            if after is not None:
+                group.general, group.slots, group.stat = list(after.general), list(after.slots), after.stat
+                group.up_to = after.up_to
     return groups
 
 
@@ -552,7 +564,9 @@ def _restatement(current: Group, token: Token, doubts: list[str]) -> None:
     a dose said twice ("1 tablet 10mg"), or a missing frequency."""
     assert current.dose_high is not None
     if token.unit == current.unit:
-        if token.high != current.dose_high:
+        if token.high == current.dose_high:
+            doubts.append("the same dose twice with no frequency between them: counted once")
+        else:
             doubts.append("two doses with no frequency between them: the higher was counted")
             if token.high > current.dose_high:
                 current.dose_low, current.dose_high = token.low, token.high
