@@ -280,3 +280,10 @@ def test_structured_dose_and_text_that_agree_are_not_flagged():
 def test_structured_timing_gives_the_frequency_a_dose_only_text_lacks():
     dosage = {"text": "2 tablets", "timing": {"repeat": {"frequency": 3, "period": 1, "periodUnit": "d"}}}
     assert _daily(dosage)[:2] == (6, 6)  # 2 tablets from the text x 3 a day from the timing
+
+
+def test_structured_times_of_day_beyond_the_frequency_count_and_are_flagged():
+    dosage = _dose(1, frequency=1, period=1, periodUnit="d", when=["MORN", "NIGHT"])
+    result = daily_dosage({"dosageInstruction": [dosage]})
+    # frequency says once a day, but two times of day are named: 1 tablet x 2 occasions = 2, flagged
+    assert result.lines[0].daily.high == 2 and result.uncertain

@@ -227,7 +227,26 @@ def structured_line(dosage: dict[str, Any]) -> DoseLine | None:
         if prn and cap is not None:
             return DoseLine(low, high, unit, Decimal(0), Decimal(0), True, cap)
         return None
-    return DoseLine(low, high, unit, per_day[0], per_day[1], prn, cap)
+    line = DoseLine(low, high, unit, per_day[0], per_day[1], prn, cap)
+    _times_of_day_agree(line, dosage.get("timing"))
+    return line
+
+
+def _times_of_day_agree(line: DoseLine, timing: Any) -> None:
+    """``when`` / ``timeOfDay`` naming more occasions a day than ``frequency`` says: the occasions count, flagged."""
+    repeat = timing.get("repeat") if isinstance(timing, dict) else None
+    if not isinstance(repeat, dict) or repeat.get("periodUnit") != "d" or _decimal(repeat.get("period")) != 1:
+        return
+    times, whens = repeat.get("timeOfDay"), repeat.get("when")
+    occasions = Decimal(max(len(times) if isinstance(times, list) else 0, len(whens) if isinstance(whens, list) else 0))
+    if occasions > line.per_day_high:
+        line.uncertain = True
+        line.reasons.append(
+            f"timing names {occasions} times of day but a frequency of {_plain(line.per_day_high)}: "
+            "the times of day were counted"
+        )
+        line.per_day_high = occasions
+        line.per_day_low = max(line.per_day_low, occasions)
 
 
 # --- Free text -------------------------------------------------------------------------------------------------
