@@ -127,6 +127,14 @@ def _normalise(text: str, notes: list[str]) -> str:
     text = re.sub(r"(?<![\d/])\b3/4\b(?!/)", "0.75", text)
     for word, digit in _WORDS.items():
         text = re.sub(rf"\b{word}\b", digit, text)
+    # "a tablet", "a further tablet", "an extra capsule": one
+    text = re.sub(
+        r"\b(?:a|an|another|a further|an extra|an additional|one more|1 more|1 further|1 extra)\s+"
+        r"(?=(?:extra\s+|further\s+|additional\s+)?(?:tablet|tab|capsule|cap|dose|patch|sachet|puff|lozenge|film|"
+        r"suppositor|pastille|lollipop))",
+        "1 ",
+        text,
+    )
     text = re.sub(r"\b(?:a single|single)\b(?=\s*(?:\d|tablet|capsule|dose|patch))", "1", text)
     # Durations are not doses: "for 5 days", "x 7 days", "for 2/52", "7/7".
     text, n = re.subn(
@@ -383,6 +391,12 @@ def _spoonfuls_range(m: re.Match[str]) -> Token:
 def _a_spoonful(m: re.Match[str]) -> Token:
     size = _d(m["ml"]) if m["ml"] else Decimal(5)
     return Token("dose", m.start(), size, size, "ml")
+
+
+@_token(rf"\b(?:total(?:\s+of)?|in total|totalling|making)\s*{_NUM}\s*{_UNIT}?\s*{_PERIOD}")
+def _stated_total(m: re.Match[str]) -> Token:
+    value, unit = _mass(_d(m[1]), _unit(m[2] or ""))
+    return Token("total", m.start(), value, value, unit)
 
 
 @_token(rf"\b{_NUM}\s*(?:micrograms?|mcg|ug|µg)\s*(?:/|per|an|a)\s*(?:hours?|hrs?|h)\b")
@@ -781,6 +795,11 @@ def _read_phase(lowered: str, original: str, default_per_day: PerDay | None = No
         high = cap_value
         low = min(low, high)
         notes.append("the stated maximum limits the daily dose")
+    for total in (t for t in tokens if t.kind == "total"):
+        if total.unit != unit or total.high != high:
+            doubts.append(f"the stated total ({_plain(total.high)} {total.unit} a day) differs: the higher was counted")
+            if total.unit == unit and total.high > high:
+                high = total.high
     return Reading(low, high, unit, all_prn, groups, doubts, cap_value, notes)
 
 
