@@ -287,3 +287,17 @@ def test_structured_times_of_day_beyond_the_frequency_count_and_are_flagged():
     result = daily_dosage({"dosageInstruction": [dosage]})
     # frequency says once a day, but two times of day are named: 1 tablet x 2 occasions = 2, flagged
     assert result.lines[0].daily.high == 2 and result.uncertain
+
+
+def test_a_number_too_large_to_be_a_dose_is_not_counted_rather_than_overflowing():
+    with pytest.raises(DosageError, match="too large"):
+        text_line("1000000000000000000000000000000 tablets bd")
+
+
+def test_an_uncertain_text_dose_reaches_the_order_flags():
+    from tests.ome_helpers import mr, ome
+
+    order = ome(mr(code=MORPHINE_MR_60, dosage="one every 4 hours four times a day")).orders[0]
+    # two frequencies (every 4 hours = 6, four times a day = 4): the higher, 6 x 60 mg = 360 mg x 1 = 360 OME, flagged
+    assert order.ome_max == 360
+    assert any(flag.startswith("uncertain dose") for flag in order.flags)

@@ -6,6 +6,12 @@ least and its permitted maximum at the most (``maxDosePerPeriod``, a stated maxi
 maximum total is the conservative figure used for alerts. Amounts keep their unit: "unit" (one tablet,
 capsule, patch, dose…), "ml", "mg", or "mcg/h" (a patch rate). ``dispenseRequest.quantity`` divided by
 ``expectedSupplyDuration`` is the last resort. Pure: works on the raw dict, Decimal arithmetic.
+
+Free text is read by ``clinical/dosage_text.py``, which accounts for every number: split doses add up, ranges
+count their top, a stated maximum lowers the top but never raises it. A line with a number or frequency it could
+not account for is ``uncertain`` (with ``reasons``) and counts its highest plausible reading; those reasons are
+added to ``DailyDosage.notes`` (shown with the order). When a Dosage has both a structured dose and a text that
+reads differently, the higher counts, flagged the same way.
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ TIMING_CODES = {
     "Q24H": Decimal(1),
 }
 VOLUME_UNITS = {"ml": Decimal(1), "millilitre": Decimal(1), "milliliter": Decimal(1), "l": Decimal(1000)}
+# No dose, frequency or quantity is this large; larger numbers are not read (the arithmetic and rounding after
+# them would overflow Decimal's context). A format limit, not a clinical threshold.
+TOO_LARGE = Decimal(10) ** 9
 RATE_UNITS = {"ug/h", "mcg/h", "ug/hr", "mcg/hr", "microgram/hour", "micrograms/hour", "µg/h"}
 
 
@@ -104,7 +113,7 @@ def _decimal(value: Any) -> Decimal | None:
         result = Decimal(str(value))
     except InvalidOperation:
         return None
-    return result if result.is_finite() and result >= 0 else None
+    return result if result.is_finite() and 0 <= result < TOO_LARGE else None
 
 
 def normalise_unit(raw: Any) -> str:

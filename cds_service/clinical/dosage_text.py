@@ -646,6 +646,8 @@ def read_dose_text(text: str, default_per_day: PerDay | None = None) -> Reading:
         return _restated(original, route, default_per_day)
     notes: list[str] = []
     lowered = _normalise(original, notes)
+    if re.search(r"\d{10,}", lowered):
+        raise DosageError(f'a number in "{original}" is too large to be a dose')
     phases = [
         p for p in re.split(r"\bthen\b|\bfollowed by\b|\b(?:reducing|increasing|reduce|increase)d? to\b", lowered)
     ]
