@@ -298,18 +298,6 @@ def text_line(text: str, default_per_day: tuple[Decimal, Decimal] | None = None)
     )
 
 
-def _singular(unit: str) -> str:
-    unit = unit.lower()
-    return {
-        "mls": "ml",
-        "millilitre": "ml",
-        "millilitres": "ml",
-        "milligram": "mg",
-        "milligrams": "mg",
-        "micrograms": "microgram",
-    }.get(unit, unit)
-
-
 def dispense_line(resource: dict[str, Any]) -> DoseLine | None:
     """Quantity supplied / expected supply duration, when that is all there is."""
     dispense = resource.get("dispenseRequest")

@@ -696,12 +696,11 @@ def _restated(original: str, route: re.Match[str], default_per_day: PerDay | Non
     """EPS text "1 tablet - 3 times a day - Oral route - One tablet three times daily": one regimen said twice."""
     first, second = original[: route.start()], original[route.end() :]
     readings: list[Reading] = []
-    problems: list[str] = []
     for part in (first, second):
         try:
             readings.append(read_dose_text(part, default_per_day))
-        except DosageError as exc:
-            problems.append(str(exc))
+        except DosageError:
+            continue  # one half may carry only the timing or only the route
     if not readings:
         # the dose may be in one half and the frequency in the other
         return read_dose_text(f"{second} {first}", default_per_day)
