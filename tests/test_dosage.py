@@ -175,3 +175,129 @@ def test_one_unreadable_line_beside_a_readable_one_is_an_error_not_a_low_total()
     resource = {"dosageInstruction": [_dose(1, frequency=2, period=1, periodUnit="d"), {"text": "as directed"}]}
     with pytest.raises(DosageError, match="too low"):
         daily_dosage(resource)
+
+
+# --- issue #10 item 1: a dosage reader that accounts for every number -----------------------------------------
+MORPHINE_MR_60 = "36127711000001103"  # Morphine 60mg modified-release tablets (as in tests/test_ome.py)
+
+
+def test_one_in_the_morning_and_two_at_night_is_three_a_day():
+    line = text_line("one in the morning and two at night")
+    assert (line.daily.low, line.daily.high, line.daily.unit) == (3, 3, "unit")  # 1 + 2 = 3 tablets
+    assert not line.uncertain
+
+
+def test_one_in_the_morning_and_two_at_night_of_morphine_mr_60_is_180_ome():
+    from tests.ome_helpers import mr, total
+
+    # 3 tablets x 60 mg = 180 mg morphine x 1 (oral morphine) = 180 mg OME; the old reader counted 1 tablet = 60
+    assert total(mr(code=MORPHINE_MR_60, dosage="one in the morning and two at night")) == 180.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("5ml to 10ml every 4 hours when required", (0, 60, "ml")),  # up to 10 ml x 24/4 = 60 ml
+        ("2.5mg to 5mg sc every 4 hours prn", (0, 30, "mg")),  # up to 5 mg x 6 = 30 mg
+        ("5-10ml every 4 hours when required", (0, 60, "ml")),  # the unit after both numbers
+        ("1 to 2 tablets every 4 hours", (6, 12, "unit")),  # 1-2 x 6
+    ],
+)
+def test_a_range_with_the_unit_after_the_first_number_counts_its_top(text, expected):
+    line = text_line(text)
+    assert (line.daily.low, line.daily.high, line.daily.unit) == expected
+
+
+def test_one_or_two_four_times_a_day_is_four_to_eight():
+    line = text_line("ONE OR TWO FOUR TIMES A DAY")
+    assert (line.daily.low, line.daily.high) == (4, 8)  # 1-2 tablets x 4; the old reader read 1 x 4
+
+
+def test_one_four_times_a_day_is_four_not_no_dose():
+    line = text_line("ONE FOUR TIMES A DAY")
+    assert (line.daily.low, line.daily.high) == (4, 4)  # 1 x 4; the old reader found no dose
+
+
+@pytest.mark.parametrize(
+    ("text", "high"),
+    [
+        ("2 mane 1 nocte", 3),  # 2 + 1
+        ("30mg am 20mg pm", 50),  # 30 + 20 mg
+        ("1 tab om 2 tab on", 3),  # 1 + 2
+        ("1 in the morning, 1 at lunchtime and 2 at night", 4),  # 1 + 1 + 2
+    ],
+)
+def test_split_doses_are_summed(text, high):
+    assert text_line(text).daily.high == high
+
+
+def test_a_maximum_caps_the_top_and_never_raises_it():
+    assert text_line("1-2 every 4-6 hours max 8 in 24 hours").daily.high == 8  # 2 x 6 = 12, capped at 8
+    assert text_line("1 tablet twice a day max 4 a day").daily.high == 2  # 1 x 2 = 2; the cap of 4 does not raise it
+
+
+def test_a_number_not_accounted_for_flags_the_line_and_keeps_the_highest_reading():
+    line = text_line("one every 4 hours four times a day")  # two frequencies: 6 and 4 a day
+    assert line.uncertain and line.daily.high == 6
+    assert any("frequencies" in reason for reason in line.reasons)
+
+
+def test_stat_alone_is_one_dose():
+    assert text_line("stat").daily.high == 1
+
+
+@pytest.mark.parametrize("text", ["AS DIRECTED", "use as directed"])
+def test_as_directed_with_no_dose_is_not_counted_with_that_reason(text):
+    with pytest.raises(DosageError, match=rf'dose "{text}" cannot be quantified'):
+        text_line(text)
+
+
+def test_eps_text_that_restates_the_structured_dose_counts_it_once():
+    line = text_line("1 tablet - 3 times a day - Oral route - One tablet three times daily")
+    assert line.daily.high == 3  # one regimen said twice: 1 x 3, not 6
+
+
+def test_text_higher_than_the_structured_dose_wins_and_is_flagged():
+    dosage = {**_dose(1, frequency=2, period=1, periodUnit="d"), "text": "one in the morning and two at night"}
+    result = daily_dosage({"dosageInstruction": [dosage]})
+    # structured: 1 x 2 = 2; text: 1 + 2 = 3; the higher (3) counts, flagged uncertain with the reason in the notes
+    assert result.lines[0].daily.high == 3 and result.uncertain
+    assert any("higher was counted" in note for note in result.notes)
+
+
+def test_structured_dose_higher_than_its_text_is_kept_and_flagged():
+    dosage = {**_dose(2, frequency=2, period=1, periodUnit="d"), "text": "one twice a day"}
+    result = daily_dosage({"dosageInstruction": [dosage]})
+    assert result.lines[0].daily.high == 4 and result.uncertain  # 2 x 2 structured beats 1 x 2 written
+
+
+def test_structured_dose_and_text_that_agree_are_not_flagged():
+    dosage = {**_dose(1, frequency=3, period=1, periodUnit="d"), "text": "1 tablet - 3 times a day - Oral route"}
+    result = daily_dosage({"dosageInstruction": [dosage]})
+    assert result.lines[0].daily.high == 3 and not result.uncertain
+
+
+def test_structured_timing_gives_the_frequency_a_dose_only_text_lacks():
+    dosage = {"text": "2 tablets", "timing": {"repeat": {"frequency": 3, "period": 1, "periodUnit": "d"}}}
+    assert _daily(dosage)[:2] == (6, 6)  # 2 tablets from the text x 3 a day from the timing
+
+
+def test_structured_times_of_day_beyond_the_frequency_count_and_are_flagged():
+    dosage = _dose(1, frequency=1, period=1, periodUnit="d", when=["MORN", "NIGHT"])
+    result = daily_dosage({"dosageInstruction": [dosage]})
+    # frequency says once a day, but two times of day are named: 1 tablet x 2 occasions = 2, flagged
+    assert result.lines[0].daily.high == 2 and result.uncertain
+
+
+def test_a_number_too_large_to_be_a_dose_is_not_counted_rather_than_overflowing():
+    with pytest.raises(DosageError, match="too large"):
+        text_line("1000000000000000000000000000000 tablets bd")
+
+
+def test_an_uncertain_text_dose_reaches_the_order_flags():
+    from tests.ome_helpers import mr, ome
+
+    order = ome(mr(code=MORPHINE_MR_60, dosage="one every 4 hours four times a day")).orders[0]
+    # two frequencies (every 4 hours = 6, four times a day = 4): the higher, 6 x 60 mg = 360 mg x 1 = 360 OME, flagged
+    assert order.ome_max == 360
+    assert any(flag.startswith("uncertain dose") for flag in order.flags)

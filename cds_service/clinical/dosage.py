@@ -6,12 +6,17 @@ least and its permitted maximum at the most (``maxDosePerPeriod``, a stated maxi
 maximum total is the conservative figure used for alerts. Amounts keep their unit: "unit" (one tablet,
 capsule, patch, dose…), "ml", "mg", or "mcg/h" (a patch rate). ``dispenseRequest.quantity`` divided by
 ``expectedSupplyDuration`` is the last resort. Pure: works on the raw dict, Decimal arithmetic.
+
+Free text is read by ``clinical/dosage_text.py``, which accounts for every number: split doses add up, ranges
+count their top, a stated maximum lowers the top but never raises it. A line with a number or frequency it could
+not account for is ``uncertain`` (with ``reasons``) and counts its highest plausible reading; those reasons are
+added to ``DailyDosage.notes`` (shown with the order). When a Dosage has both a structured dose and a text that
+reads differently, the higher counts, flagged the same way.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -41,6 +46,9 @@ TIMING_CODES = {
     "Q24H": Decimal(1),
 }
 VOLUME_UNITS = {"ml": Decimal(1), "millilitre": Decimal(1), "milliliter": Decimal(1), "l": Decimal(1000)}
+# No dose, frequency or quantity is this large; larger numbers are not read (the arithmetic and rounding after
+# them would overflow Decimal's context). A format limit, not a clinical threshold.
+TOO_LARGE = Decimal(10) ** 9
 RATE_UNITS = {"ug/h", "mcg/h", "ug/hr", "mcg/hr", "microgram/hour", "micrograms/hour", "µg/h"}
 
 
@@ -70,9 +78,15 @@ class DoseLine:
     cap_per_day: Decimal | None = None  # maxDosePerPeriod / "max N in 24 hours", in ``unit``
     basis: str = "structured"
     text: str = ""
+    uncertain: bool = False  # a number or frequency in the text was not accounted for: the highest reading counted
+    reasons: list[str] = field(default_factory=list)  # why the line is uncertain
+    total: tuple[Decimal, Decimal] | None = None  # (low, high) per day when read from text (split doses, caps)
+    notes: list[str] = field(default_factory=list)  # how the text was read (not doubts)
 
     @property
     def daily(self) -> Amount:
+        if self.total is not None:
+            return Amount(Decimal(0) if self.prn else self.total[0], self.total[1], self.unit)
         high = self.dose_high * self.per_day_high
         if self.cap_per_day is not None:
             high = min(high, self.cap_per_day) if self.per_day_high > 0 else self.cap_per_day
@@ -86,6 +100,11 @@ class DailyDosage:
     basis: str = "structured"  # structured | text | dispense quantity
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def uncertain(self) -> bool:
+        """Some line has a number or frequency that was not accounted for (its highest reading was counted)."""
+        return any(line.uncertain for line in self.lines)
+
 
 def _decimal(value: Any) -> Decimal | None:
     if value is None or isinstance(value, bool):
@@ -94,7 +113,7 @@ def _decimal(value: Any) -> Decimal | None:
         result = Decimal(str(value))
     except InvalidOperation:
         return None
-    return result if result.is_finite() and result >= 0 else None
+    return result if result.is_finite() and 0 <= result < TOO_LARGE else None
 
 
 def normalise_unit(raw: Any) -> str:
@@ -217,170 +236,66 @@ def structured_line(dosage: dict[str, Any]) -> DoseLine | None:
         if prn and cap is not None:
             return DoseLine(low, high, unit, Decimal(0), Decimal(0), True, cap)
         return None
-    return DoseLine(low, high, unit, per_day[0], per_day[1], prn, cap)
+    line = DoseLine(low, high, unit, per_day[0], per_day[1], prn, cap)
+    _times_of_day_agree(line, dosage.get("timing"))
+    return line
+
+
+def _times_of_day_agree(line: DoseLine, timing: Any) -> None:
+    """``when`` / ``timeOfDay`` naming more occasions a day than ``frequency`` says: the occasions count, flagged."""
+    repeat = timing.get("repeat") if isinstance(timing, dict) else None
+    if not isinstance(repeat, dict) or repeat.get("periodUnit") != "d" or _decimal(repeat.get("period")) != 1:
+        return
+    times, whens = repeat.get("timeOfDay"), repeat.get("when")
+    occasions = Decimal(max(len(times) if isinstance(times, list) else 0, len(whens) if isinstance(whens, list) else 0))
+    if occasions > line.per_day_high:
+        line.uncertain = True
+        line.reasons.append(
+            f"timing names {occasions} times of day but a frequency of {_plain(line.per_day_high)}: "
+            "the times of day were counted"
+        )
+        line.per_day_high = occasions
+        line.per_day_low = max(line.per_day_low, occasions)
 
 
 # --- Free text -------------------------------------------------------------------------------------------------
-_WORD_NUMBERS = {
-    "half": "0.5",
-    "a half": "0.5",
-    "one": "1",
-    "a": "1",
-    "an": "1",
-    "single": "1",
-    "two": "2",
-    "three": "3",
-    "four": "4",
-    "five": "5",
-    "six": "6",
-    "seven": "7",
-    "eight": "8",
-    "nine": "9",
-    "ten": "10",
-    "eleven": "11",
-    "twelve": "12",
-    "fifteen": "15",
-    "twenty": "20",
-}
-_NUM = r"(\d+(?:\.\d+)?)"
-_DOSE_UNIT = (
-    r"(tablets?|tabs?|caplets?|capsules?|caps?|patch(?:es)?|ml|mls|millilitres?|mg|milligrams?|"
-    r"micrograms?|mcg|g|sachets?|suppositor(?:y|ies)|lozenges?|puffs?|sprays?|doses?|films?|drops?|"
-    r"spoonfuls?|units?|lollipops?)"
-)
-_DOSE = re.compile(rf"{_NUM}(?:\s*(?:-|to|or)\s*{_NUM})?\s*(?:x\s*)?{_DOSE_UNIT}?", re.IGNORECASE)
-_PRN = re.compile(
-    r"\b(when required|when needed|as required|as needed|if required|if needed|when necessary|"
-    r"prn|p\.r\.n\.?|if necessary|for pain|for breakthrough)\b",
-    re.IGNORECASE,
-)
-_CAP = re.compile(
-    rf"\b(?:max(?:imum)?\.?|no more than|not more than|not to exceed|up to)\s*(?:of\s*)?{_NUM}\s*{_DOSE_UNIT}?\s*"
-    r"(?:in|per|a|each|every|in any)\s*(?:24\s*(?:hours?|hrs?|h)|day|days)\b",
-    re.IGNORECASE,
-)
-_FREQUENCIES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], tuple[Decimal, Decimal]]], ...] = (
-    (
-        re.compile(r"\bevery\s+(\d+(?:\.\d+)?)\s*(?:-|to)\s*(\d+(?:\.\d+)?)\s*(?:hours?|hrs?|h)\b", re.I),
-        lambda m: (Decimal(24) / Decimal(m[2]), Decimal(24) / Decimal(m[1])),
-    ),
-    (
-        re.compile(r"\b(?:every|each)\s+(\d+(?:\.\d+)?)\s*(?:hours?|hrs?|h)\b|\bq(\d+)h\b", re.I),
-        lambda m: (Decimal(24) / Decimal(m[1] or m[2]),) * 2,
-    ),
-    (re.compile(r"\b(?:every|each)\s+(\d+(?:\.\d+)?)\s*days?\b", re.I), lambda m: (1 / Decimal(m[1]),) * 2),
-    (re.compile(r"\b(?:every|each)\s+(\d+(?:\.\d+)?)\s*weeks?\b", re.I), lambda m: (1 / (7 * Decimal(m[1])),) * 2),
-    (re.compile(r"\b(?:once a week|once weekly|every week|weekly)\b", re.I), lambda m: (Decimal(1) / 7,) * 2),
-    (re.compile(r"\b(?:every other day|alternate days|on alternate days)\b", re.I), lambda m: (Decimal("0.5"),) * 2),
-    (
-        re.compile(r"\b(\d+)\s*(?:-|to)\s*(\d+)\s*times\s*(?:a|per|each)?\s*(?:day|daily)\b", re.I),
-        lambda m: (Decimal(m[1]), Decimal(m[2])),
-    ),
-    (re.compile(r"\b(\d+)\s*times\s*(?:a|per|each)?\s*(?:day|daily)\b", re.I), lambda m: (Decimal(m[1]),) * 2),
-    (re.compile(r"\b(?:four times|qds|q\.d\.s\.?|qid)\b", re.I), lambda m: (Decimal(4),) * 2),
-    (re.compile(r"\b(?:three times|tds|t\.d\.s\.?|tid)\b", re.I), lambda m: (Decimal(3),) * 2),
-    (
-        re.compile(r"\b(?:twice|bd|b\.d\.?|bid|morning and (?:night|evening)|night and morning)\b", re.I),
-        lambda m: (Decimal(2),) * 2,
-    ),
-    (
-        re.compile(
-            r"\b(?:once|daily|od|o\.d\.?|each day|every day|a day|at night|at bedtime|nocte|mane|"
-            r"in the morning|each morning|every morning|each night|every night|every evening|in the evening|"
-            r"on)\b",
-            re.I,
-        ),
-        lambda m: (Decimal(1),) * 2,
-    ),
-)
-
-
-_NUMBER_WORDS = r"\b(" + "|".join(sorted(map(re.escape, _WORD_NUMBERS), key=len, reverse=True)) + r")\b"
-# Only number words followed by a dose unit or a number are numbers ("a day" stays as it is).
-_NUMBER_WORD_BEFORE_DOSE = re.compile(
-    _NUMBER_WORDS + r"(?=\s*(?:-|to|or)?\s*(?:\d|one|two|three|four)?\s*" + _DOSE_UNIT + r"?\b)", re.IGNORECASE
-)
-_NUMBER_WORD_BEFORE_TIMES = re.compile(r"\b(one|two|three|four|five|six)\s*(?=times)", re.IGNORECASE)
-
-
-def _words_to_numbers(text: str) -> str:
-    def replace(match: re.Match[str]) -> str:
-        word = match.group(0).lower()
-        return match.group(0) if word in ("a", "an") else _WORD_NUMBERS[word]
-
-    text = _NUMBER_WORD_BEFORE_DOSE.sub(replace, text)
-    return _NUMBER_WORD_BEFORE_TIMES.sub(replace, text)
-
-
 def frequency_from_text(text: str) -> tuple[Decimal, Decimal] | None:
-    for pattern, per_day in _FREQUENCIES:
-        if match := pattern.search(text):
-            return per_day(match)
-    return None
+    """Administrations per day a timing text ("twice a day", "every 4-6 hours", "tds") names, or None."""
+    from cds_service.clinical.dosage_text import frequency_of
+
+    return frequency_of(text)
 
 
-def text_line(text: str) -> DoseLine:
-    """Read UK free-text dosage ("1-2 tablets up to four times a day when required"); DosageError if it cannot."""
-    original = " ".join(text.split())
-    if not original:
-        raise DosageError("no dosage text")
-    lowered = _words_to_numbers(original.lower())
-    if re.search(r"\bas directed\b|\bas advised\b|\bas per\b|\bsee (?:label|instructions)\b", lowered) and not (
-        re.search(r"\d", lowered)
-    ):
-        raise DosageError(f'dose "{original}" cannot be quantified')
-    prn = bool(_PRN.search(lowered))
-    cap_match = _CAP.search(lowered)
-    cap_text_span = cap_match.span() if cap_match else None
-    up_to = re.search(r"\bup to\s*(\d+)\s*times\b", lowered)
-    if cap_match and not re.search(r"(hours?|hrs?|h|day|days)\b", cap_match.group(0)):
-        cap_match = None
-    body = lowered if cap_text_span is None else lowered[: cap_text_span[0]] + lowered[cap_text_span[1] :]
-    body_for_dose = re.sub(
-        r"\bevery\s+\d+(?:\.\d+)?\s*(?:-|to)?\s*\d*(?:\.\d+)?\s*(?:hours?|hrs?|h|days?|weeks?)\b", " ", body
+def text_line(text: str, default_per_day: tuple[Decimal, Decimal] | None = None) -> DoseLine:
+    """Read UK free-text dosage ("1-2 tablets up to four times a day when required"); DosageError if it cannot.
+
+    Every number in the text must be accounted for; when one is not, the line is ``uncertain`` with the reasons,
+    and the highest plausible reading is counted (see ``clinical/dosage_text.py``).
+    """
+    from cds_service.clinical.dosage_text import read_dose_text
+
+    original = " ".join(str(text).split())
+    reading = read_dose_text(original, default_per_day)
+    dosed = [g for g in reading.groups if g.dose_high is not None]
+    dose_low = min((g.dose_low for g in dosed if g.dose_low is not None), default=reading.low)
+    dose_high = max((g.dose_high for g in dosed if g.dose_high is not None), default=reading.high)
+    per_day_low = Decimal(0) if reading.high == 0 or dose_high == 0 else reading.low / dose_high
+    per_day_high = Decimal(0) if dose_high == 0 else reading.high / dose_high
+    return DoseLine(
+        dose_low,
+        dose_high,
+        reading.unit,
+        per_day_low,
+        per_day_high,
+        reading.prn,
+        reading.cap,
+        "text",
+        original,
+        uncertain=bool(reading.doubts),
+        reasons=list(dict.fromkeys(reading.doubts)),
+        total=(reading.low, reading.high),
+        notes=list(dict.fromkeys(reading.notes)),
     )
-    body_for_dose = re.sub(r"\b\d+\s*(?:-|to)?\s*\d*\s*times\b", " ", body_for_dose)
-    # Durations are not doses: "for 10 days", "x 5 days", "for 2 weeks".
-    body_for_dose = re.sub(r"\b(?:for|x)\s*\d+(?:\.\d+)?\s*(?:days?|weeks?|months?)\b", " ", body_for_dose)
-    body_for_dose = re.sub(r"\b(?:in|per|within)\s*24\s*(?:hours?|hrs?)\b", " ", body_for_dose)
-    dose_match = _DOSE.search(body_for_dose)
-    if dose_match is None:
-        raise DosageError(f'no dose in "{original}"')
-    dose_low = Decimal(dose_match.group(1))
-    dose_high = Decimal(dose_match.group(2)) if dose_match.group(2) else dose_low
-    unit = normalise_unit(_singular(dose_match.group(3) or ""))
-    dose_low, _ = _mass_to_mg(dose_low, unit)
-    dose_high, unit = _mass_to_mg(dose_high, unit)
-    per_day: tuple[Decimal, Decimal] | None
-    if up_to:
-        per_day = (Decimal(up_to.group(1)), Decimal(up_to.group(1)))
-        prn = True if not re.search(r"\bregular", lowered) else prn
-    else:
-        per_day = frequency_from_text(body)
-    cap = None
-    if cap_match:
-        cap_value = Decimal(cap_match.group(1))
-        cap_unit = normalise_unit(_singular(cap_match.group(2) or "")) if cap_match.group(2) else unit
-        cap_value, cap_unit = _mass_to_mg(cap_value, cap_unit)
-        if cap_unit == unit:  # a maximum in another unit than the dose is not applied
-            cap = cap_value
-    if per_day is None:
-        if cap is not None:
-            return DoseLine(dose_low, dose_high, unit, Decimal(0), Decimal(0), True, cap, "text", original)
-        raise DosageError(f'no frequency in "{original}"')
-    return DoseLine(dose_low, dose_high, unit, per_day[0], per_day[1], prn, cap, "text", original)
-
-
-def _singular(unit: str) -> str:
-    unit = unit.lower()
-    return {
-        "mls": "ml",
-        "millilitre": "ml",
-        "millilitres": "ml",
-        "milligram": "mg",
-        "milligrams": "mg",
-        "micrograms": "microgram",
-    }.get(unit, unit)
 
 
 def dispense_line(resource: dict[str, Any]) -> DoseLine | None:
@@ -401,6 +316,35 @@ def dispense_line(resource: dict[str, Any]) -> DoseLine | None:
     return DoseLine(per_day, per_day, amount_unit, Decimal(1), Decimal(1), False, None, "dispense quantity")
 
 
+def _agree(structured: DoseLine, text: str, result: DailyDosage) -> DoseLine:
+    """Structured dose and its text: when both read and disagree, the higher counts, flagged uncertain."""
+    try:
+        from_text = text_line(text)
+    except DosageError:
+        return structured  # a text with no dose ("2 times a day for 10 days") restates the timing only
+    if from_text.unit != structured.unit:
+        return structured  # "1 tablet" and "10mg": comparing needs the strength
+    said, coded = from_text.daily.high, structured.daily.high
+    if said == coded:
+        return structured
+    reason = (
+        f'the text "{from_text.text}" reads {_plain(said)} {structured.unit} a day and the structured dose '
+        f"{_plain(coded)}: the higher was counted"
+    )
+    chosen = from_text if said > coded else structured
+    chosen.uncertain = True
+    chosen.reasons = [*chosen.reasons, reason]
+    return chosen
+
+
+def _plain(value: Decimal) -> str:
+    try:
+        rounded = value.quantize(Decimal("0.01")).normalize()
+    except InvalidOperation:  # too many digits to round: say it as it is
+        return f"{value:f}"
+    return f"{rounded:f}"
+
+
 def daily_dosage(resource: dict[str, Any]) -> DailyDosage:
     """All dose lines of a MedicationRequest; DosageError when none can be read."""
     dosages = [d for d in resource.get("dosageInstruction") or [] if isinstance(d, dict)]
@@ -408,9 +352,10 @@ def daily_dosage(resource: dict[str, Any]) -> DailyDosage:
     problems: list[str] = []
     for dosage in dosages:
         line = structured_line(dosage)
-        if line is None and isinstance(dosage.get("text"), str) and dosage["text"].strip():
+        text = dosage["text"] if isinstance(dosage.get("text"), str) and dosage["text"].strip() else None
+        if line is None and text is not None:
             try:
-                line = text_line(dosage["text"])
+                line = text_line(text, _per_day(dosage.get("timing")))
                 result.basis = "text"
             except DosageError as exc:
                 problems.append(str(exc))
@@ -418,6 +363,10 @@ def daily_dosage(resource: dict[str, Any]) -> DailyDosage:
         elif line is None:
             problems.append("a dosage line has no dose and frequency")
             continue
+        elif text is not None:
+            line = _agree(line, text, result)
+        if line.uncertain:
+            result.notes += [f"uncertain dose ({line.text or 'structured'}): {reason}" for reason in line.reasons]
         if line.prn is False and _as_needed(dosage):
             line.prn = True
         result.lines.append(line)
