@@ -155,3 +155,105 @@ def test_order_sign_card_shows_the_fentanyl_patch_as_worn():
     # fentanyl 50 micrograms/hour: 50 x 24 / 1000 = 1.2 mg/day x 100 = 120
     assert "1 patch of 50 micrograms/hour, changed every 72 hours | 120 |" in details
     assert "patch/day" not in details
+
+
+# Reviewer rv10 under-counts. Fentanyl 25 micrograms/hour: 0.6 mg/day x 100 = 60 mg OME for each patch worn.
+def _structured(value, text=None) -> list[dict]:
+    dosage: dict = {
+        "doseAndRate": [{"doseQuantity": {"value": value, "unit": "patch"}}],
+        "timing": {"repeat": {"frequency": 1, "period": 72, "periodUnit": "h"}},
+    }
+    if text:
+        dosage["text"] = text
+    return [dosage]
+
+
+def test_structured_one_patch_with_text_apply_two_patches_counts_the_two_flagged():
+    # was 60 unflagged: the text says 2 patches worn, 2 x 60 = 120, flagged as disagreeing with the dose of 1
+    order = _order(FENTANYL_25, _structured(1, "apply two patches every 72 hours"))
+    assert order["ome_mg_per_day_max"] == 120.0 and order["patches_worn"] == 2
+    assert any("differ" in flag for flag in order["flags"])
+
+
+def test_structured_two_patches_with_text_apply_one_patch_counts_the_two_flagged():
+    # was 120 unflagged: the higher reading, 2 x 60 = 120, stands, but the disagreement is flagged
+    order = _order(FENTANYL_25, _structured(2, "apply one patch"))
+    assert order["ome_mg_per_day_max"] == 120.0 and order["patches_worn"] == 2
+    assert any("differ" in flag for flag in order["flags"])
+
+
+def test_structured_and_text_that_agree_are_not_flagged():
+    order = _order(FENTANYL_25, _structured(1, "apply one patch every 72 hours"))
+    assert order["ome_mg_per_day_max"] == 60.0 and not any("differ" in flag for flag in order["flags"])
+
+
+def test_one_patch_with_two_patches_if_pain_counts_the_two_flagged():
+    # was 60: "2 patches if pain" is the highest reading, 2 x 60 = 120; the lowest stays 1 patch, 60
+    order = _order(FENTANYL_25, "apply 1 patch every 72 hrs, 2 patches if pain")
+    assert order["ome_mg_per_day_max"] == 120.0 and order["ome_mg_per_day_min"] == 60.0
+    assert order["patches_worn"] == 2 and order["flags"]
+
+
+def test_one_25_patch_and_one_12_patch_adds_the_12_flagged():
+    # was 60: one 25 patch (60) and one 12 micrograms/hour patch: 12 x 24 / 1000 = 0.288 mg/day x 100 = 28.8;
+    # 60 + 28.8 = 88.8, flagged (the 12 patch is another product named in this order's text)
+    order = _order(FENTANYL_25, "apply one 25 patch and one 12 patch every 3 days")
+    assert order["ome_mg_per_day_max"] == pytest.approx(88.8)
+    assert any("12 micrograms/hour" in flag for flag in order["flags"])
+
+
+def test_one_patch_plus_one_patch_adds_up():
+    # "1 patch plus 1 patch": 1 + 1 = 2 worn, 2 x 60 = 120
+    order = _order(FENTANYL_25, "apply 1 patch plus 1 patch every 72 hours")
+    assert order["ome_mg_per_day_max"] == 120.0 and order["patches_worn"] == 2
+
+
+def test_structured_one_patch_and_a_second_line_apply_one_further_patch_add_up_to_two():
+    # was 60: the second dosage line adds a patch, 1 + 1 = 2 worn, 2 x 60 = 120, flagged
+    dosage = [*_structured(1), {"text": "apply one further patch"}]
+    order = _order(FENTANYL_25, dosage)
+    assert order["ome_mg_per_day_max"] == 120.0 and order["patches_worn"] == 2
+    assert any("dose lines" in flag for flag in order["flags"])
+
+
+def test_a_second_line_that_only_says_how_to_apply_adds_no_patch():
+    # "apply to clean, dry, hairless skin" names no patch worn: 1 patch, 60
+    dosage = [*_structured(1), {"text": "apply to clean, dry, hairless skin"}]
+    assert _order(FENTANYL_25, dosage)["ome_mg_per_day_max"] == 60.0
+
+
+def test_dose_lines_in_sequence_count_the_highest_step_not_the_sum():
+    # sequence 1: 2 patches (120), then sequence 2: 1 patch (60): one after the other, the highest step 120
+    dosage = [
+        {"sequence": 1, "text": "apply two patches every 72 hours for 9 days"},
+        {"sequence": 2, "text": "then apply one patch every 72 hours"},
+    ]
+    order = _order(FENTANYL_25, dosage)
+    assert order["ome_mg_per_day_max"] == 120.0 and order["patches_worn"] == 2
+
+
+@pytest.mark.parametrize(
+    "dosage", ["apply x2 every 72 hours", "apply ii patches every 72 hours", "apply 2x every 72 hours", "patch x 2"]
+)
+def test_apply_x2_ii_and_2x_are_two_patches_worn(dosage):
+    # was 60 "one patch worn": x2, ii, 2x mean 2 patches, 2 x 60 = 120
+    order = _order(FENTANYL_25, dosage)
+    assert order["ome_mg_per_day_max"] == 120.0 and order["patches_worn"] == 2
+
+
+def test_apply_two_without_the_word_patch_is_two_patches_worn():
+    # "apply two every 3 days": 2 x 60 = 120
+    assert _order(FENTANYL_25, "apply two every 3 days")["ome_mg_per_day_max"] == 120.0
+
+
+def test_a_number_not_read_is_flagged_and_counted_at_its_highest_plausible_reading():
+    # "3" stands alone: it may be 3 patches worn, 3 x 60 = 180 at the most, flagged; never silently 1 patch (60)
+    order = _order(FENTANYL_25, "apply patch; 3 if needed")
+    assert order["ome_mg_per_day_max"] == 180.0
+    assert any('"3"' in flag for flag in order["flags"])
+
+
+def test_a_large_number_not_read_is_flagged():
+    # "7" days? "7" patches? Beyond the most worn at once (4) it is not a count, but it is flagged, never silent
+    order = _order(FENTANYL_25, "apply one patch, use 7 then review")
+    assert order["ome_mg_per_day_max"] == 60.0 and any('"7"' in flag for flag in order["flags"])

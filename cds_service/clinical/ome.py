@@ -418,7 +418,8 @@ def _quantify_patch(order: OrderOme, product: Product, resource: dict[str, Any])
     if dose.change_hours:  # patches put on per day: how long a supply lasts
         order.units_per_day_min = dose.worn_low * 24 / dose.change_hours
         order.units_per_day_max = dose.worn_high * 24 / dose.change_hours
-    return rate * dose.worn_low * 24 / 1000, rate * dose.worn_high * 24 / 1000
+    extra = dose.extra_mcg_per_hour  # another strength the text adds ("and one 12 patch"), flagged by patch_dose
+    return (rate * dose.worn_low + extra) * 24 / 1000, (rate * dose.worn_high + extra) * 24 / 1000
 
 
 def _quantify(order: OrderOme, resource: dict[str, Any], knowledge: Knowledge, profile: str) -> None:
