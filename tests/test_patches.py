@@ -257,3 +257,17 @@ def test_a_large_number_not_read_is_flagged():
     # "7" days? "7" patches? Beyond the most worn at once (4) it is not a count, but it is flagged, never silent
     order = _order(FENTANYL_25, "apply one patch, use 7 then review")
     assert order["ome_mg_per_day_max"] == 60.0 and any('"7"' in flag for flag in order["flags"])
+
+
+def test_only_another_strength_in_the_text_counts_the_higher_of_it_and_the_supplied_patch():
+    # "2 x 12 mcg/hr patches" on a 25 order: 2 x 12 = 24 micrograms/hour (57.6) or the supplied 25 patch (60):
+    # the higher, 60, flagged; not both added (117.6) and never the lower
+    order = _order(FENTANYL_25, "2 x 12 mcg/hr patches every 72 hours")
+    assert order["ome_mg_per_day_max"] == 60.0 and any("12 micrograms/hour" in f for f in order["flags"])
+
+
+def test_a_leading_bare_number_is_the_patches_worn():
+    # "2 every 72 hours": 2 patches worn, 2 x 60 = 120, read as the count (not left as an unread number)
+    order = _order(FENTANYL_25, "2 every 72 hours")
+    assert order["ome_mg_per_day_max"] == 120.0 and order["ome_mg_per_day_min"] == 120.0
+    assert order["patches_worn"] == 2 and not any("not read" in flag for flag in order["flags"])

@@ -37,9 +37,9 @@ _COUNT = re.compile(
     rf"(?:(\d+(?:\.\d+)?)\s*(?:{_RATE}|micrograms?|mcg)?\s*)?{_KIND}patch(?:es)?\b",
     re.IGNORECASE,
 )
-# "apply 1 every 7 days": a bare number after the verb is the number of patches.
+# "apply 1 every 7 days", "1 every 72 hours": a bare number after the verb or first is the number of patches.
 _APPLY = re.compile(
-    r"\b(?:apply|change|replace|use|put on|wear)\s+(\d+(?:\.\d+)?)(?:\s*(?:-|to|or)\s*(\d+(?:\.\d+)?))?\b"
+    r"(?:\b(?:apply|change|replace|use|put on|wear)\s+|^\s*)(\d+(?:\.\d+)?)(?:\s*(?:-|to|or)\s*(\d+(?:\.\d+)?))?\b"
     r"(?!\s*(?:micrograms?|mcg|ug|µg|hours?|hrs?|h\b|days?|weeks?|%|/))",
     re.IGNORECASE,
 )
@@ -131,7 +131,9 @@ _TIME_UNIT = r"\s*(?:hours?|hrs?|h\b|days?|d\b|weeks?|wks?|months?|mins?|minutes
 _TIMES_AFTER = re.compile(r"\b(\d+)\s*x\b(?!\s*\d)", re.IGNORECASE)
 _ADDS = re.compile(r"\b(?:and|plus|with|also)\b|[+&]", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_NOT_A_COUNT = re.compile(rf"^(?:{_TIME_UNIT}|\s*(?:micrograms?|mcg|ug|µg))|^\s*[/:.]\d", re.IGNORECASE)
+_NOT_A_COUNT = re.compile(
+    rf"^(?:{_TIME_UNIT}|\s*(?:micrograms?|mcg|ug|µg|box(?:es)?|packs?|packets?))|^\s*[/:.]\d", re.IGNORECASE
+)
 # A dose line with no number that still puts a patch on: "apply one further patch", "apply another patch".
 _ONE_MORE = re.compile(r"\b(?:another|further|extra|additional|second)\b", re.IGNORECASE)
 _PUTS_ON = re.compile(r"\b(?:apply|put on|wear|stick|use)\b[^.;]*\bpatch", re.IGNORECASE)
@@ -231,7 +233,7 @@ def _unread_numbers(
             continue
         plausible = 1 <= value <= MOST_WORN_TOGETHER
         flags.append(
-            f'"{match.group(0)}" in the dose was not read: counted as up to {value:g} patches worn'
+            f'"{match.group(0)}" in the dose was not read: counted as up to {value:g} patch(es) worn'
             if plausible
             else f'"{match.group(0)}" in the dose was not read (not a number of patches worn at once)'
         )
@@ -329,6 +331,9 @@ def patch_dose(resource: dict[str, Any], rate: Decimal, wear_hours: int | None) 
     low = max((s[0] for s in sums), default=Decimal(0)) or Decimal(1)
     high = max((s[1] for s in sums), default=Decimal(0)) or Decimal(1)
     extra = max((s[2] for s in sums), default=Decimal(0))
+    if extra and not any(s[1] for s in sums):  # only another strength named ("2 x 12 patches" on a 25 order):
+        extra = max(extra - rate, Decimal(0))  # the supplied patch or the text's rate, whichever is higher
+        flags.append(f"the dose names only other patch strengths: counted at the higher of them and one {rate:g} patch")
     words = " ".join(texts)
     if low < 1 or high < 1 or _PART.search(words):
         flags.append(HALF_FLAG)
