@@ -290,7 +290,7 @@ def _product_identity(product: Product) -> tuple[Any, ...]:
     )
 
 
-def _same_ingredient(a: OrderOme, b: OrderOme) -> bool:
+def _same_product(a: OrderOme, b: OrderOme) -> bool:
     """Orders that may be one supply: the same product (the same code, or the same ingredient, strength, release,
     presentation and route). An order whose product is not known links to nothing: it stays "not counted" and
     the total incomplete, rather than vanishing into another order's supply."""
@@ -345,13 +345,13 @@ def _group_same_supply(orders: list[OrderOme]) -> list[tuple[OrderOme, list[Orde
             for target in _link_targets(order, ref, by_key):
                 if target is order:
                     continue
-                if _same_ingredient(order, target):
+                if _same_product(order, target):
                     union(order, target)
                 else:
                     order.flags.append(f"linked to {target.id}, another product: counted separately")
     for members in by_key.values():  # one id (in one origin) or item identifier on two resources: the same item
         for other in members[1:]:
-            if _same_ingredient(members[0], other):
+            if _same_product(members[0], other):
                 union(other, members[0])
     by_group: dict[str, list[OrderOme]] = {}
     for order in current:
