@@ -272,3 +272,83 @@ def test_malformed_conditions_observations_and_birth_date_are_dropped_and_the_re
     }
     body["prefetch"]["medicationReviewObservations"]["entry"] = [{"resource": observation}]
     assert set(_cards(client, body)) == BASE_TOPICS  # 240 mg/day as before; no context read from the bad elements
+
+
+# --- a malformed medication is read as far as it can be, never "an order with no medication" -----------------------
+MORPHINE_MR_30 = "36127311000001102"  # Morphine 30mg modified-release tablets (dm+d)
+MR_30_NAME = "Morphine 30mg modified-release tablets"
+
+
+def _existing_mr_30(concept: Any, id: str = "ex-1") -> dict[str, Any]:
+    return {
+        "resourceType": "MedicationRequest",
+        "id": id,
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": concept,
+        "dosageInstruction": [{"text": "ONE tablet TWICE a day"}],
+    }
+
+
+def _ome_of(*located: tuple[str, dict[str, Any]]) -> Any:
+    from cds_service.clinical.record import record_from_resources
+
+    resources = [(origin, f"$[{i}]", resource) for i, (origin, resource) in enumerate(located)]
+    return checked_ome(record_from_resources("p1", resources), load_knowledge())
+
+
+def _concept(code: Any = MORPHINE_MR_30) -> dict[str, Any]:
+    return {"coding": [{"system": "https://dmd.nhs.uk", "code": code, "display": MR_30_NAME}]}
+
+
+@pytest.mark.parametrize(
+    "concept",
+    [
+        [_concept()],  # a list of CodeableConcepts: the first object is read
+        ["not a concept", _concept()],
+        {"coding": [MORPHINE_MR_30]},  # a coding that is a bare dm+d code (a SNOMED CT identifier)
+        {"coding": [MR_30_NAME]},  # a coding that is a bare name
+        {"coding": ["junk", {"system": "https://dmd.nhs.uk", "code": MORPHINE_MR_30}]},  # the object member kept
+        {"coding": {"system": "https://dmd.nhs.uk", "code": MORPHINE_MR_30}},  # one coding, not a list
+        MR_30_NAME,  # the concept sent as its text
+    ],
+    ids=[
+        "concept-list",
+        "concept-list-junk-first",
+        "coding-code-string",
+        "coding-name-string",
+        "coding-mixed",
+        "coding-object",
+        "concept-string",
+    ],
+)
+def test_existing_morphine_mr_with_a_malformed_medication_is_identified_counted_and_flagged(concept):
+    # "ONE tablet TWICE a day" of morphine 30 mg MR: 2 x 30 = 60 mg x 1 (oral morphine) = 60 mg/day
+    # (before: "an order with no medication", not counted, the incomplete card naming no drug)
+    order = _ome_of(("existing", _existing_mr_30(concept))).orders[0]
+    assert order.product is not None and order.product.ingredient == "morphine"
+    assert order.counted and order.ome_max == Decimal(60)
+    assert any(f.startswith("malformed: medicationCodeableConcept") for f in order.flags)
+
+
+def test_draft_morphine_mr_with_its_medication_concept_in_a_list_is_counted_not_incomplete(client):
+    cards = _cards(client, _sign_with(lambda r: r.update(medicationCodeableConcept=[r["medicationCodeableConcept"]])))
+    # the draft is still read as morphine 60 mg MR bd = 120, + the fentanyl 50 patch 120 = 240 mg/day
+    assert set(cards) == BASE_TOPICS
+    assert "**240 mg/day**" in cards["dose/high-ome"]["detail"]
+
+
+def test_a_bare_number_string_that_is_no_snomed_identifier_is_read_as_text_not_as_a_code():
+    order = _ome_of(("existing", _existing_mr_30({"coding": ["36127311000001103"]}))).orders[0]  # check digit off
+    assert order.product is None and not order.counted and order.display == "36127311000001103"
+
+
+def test_existing_morphine_mr_with_a_numeric_code_is_the_same_supply_as_the_identical_draft():
+    # the same product and dose (2 x 30 = 60 mg/day), the existing one's code a JSON number: one supply, 60
+    # (before: the code was dropped, the two no longer matched, and 60 + 60 = 120 was counted)
+    draft = {**_existing_mr_30(_concept(), id="d1"), "status": "draft"}
+    existing = _existing_mr_30(_concept(int(MORPHINE_MR_30)))
+    result = _ome_of(("draft", draft), ("existing", existing))
+    assert result.total_max == Decimal(60)
+    assert result.orders[1].same_supply_as == "d1"

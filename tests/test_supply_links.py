@@ -16,6 +16,7 @@ from tests.ome_helpers import mr, ome
 EPS = Path(__file__).parent / "files" / "eps"
 ITEM = "https://fhir.nhs.uk/Id/prescription-order-item-number"
 MORPHINE_MR_60 = "36127711000001103"  # Morphine 60mg modified-release tablets
+ORAMORPH = "322440003"  # Morphine 10mg/5ml oral solution (2 mg/ml)
 BD = "ONE tablet TWICE a day"
 
 
@@ -105,11 +106,17 @@ def test_the_same_eps_item_twice_is_one_supply():
     assert ome(eps_copy, gp_copy).to_json()["total_ome_mg_per_day"] == 30.0
 
 
-def test_same_product_in_one_prescription_without_item_numbers_is_one_supply():
+def test_same_product_twice_in_one_prescription_without_item_numbers_counts_both_and_says_so():
+    # Was "..._is_one_supply" expecting 120. Changed: a prescription (groupIdentifier) holds several items, and
+    # without item numbers nothing tells the same item printed twice from two items; joining them hid the second
+    # item's dose (review: Oramorph "5ml four hourly" + "10ml at night" on one prescription counted 60, not 80).
+    # Both are counted and flagged: 2 x 60 = 120 + 2 x 60 = 120 -> 240 mg x 1.
     group = {"system": "https://fhir.nhs.uk/Id/prescription-order-number", "value": "4243A0-A99968-4E149+"}
     a = mr(code=MORPHINE_MR_60, dosage=BD, id="a", groupIdentifier=group)  # 2 x 60 = 120
     b = mr(code=MORPHINE_MR_60, dosage=[{"text": "1 tablet - twice a day"}], id="b", groupIdentifier=group)
-    assert ome(a, b).to_json()["total_ome_mg_per_day"] == 120.0  # not 240
+    result = ome(a, b).to_json()
+    assert result["total_ome_mg_per_day"] == 240.0
+    assert any("without item numbers: both counted" in f for f in result["orders"][1]["flags"])
 
 
 def test_gp_connect_plan_and_issue_printed_differently_are_counted_once():
@@ -179,3 +186,64 @@ def test_eps_authorisation_and_issue_are_not_a_duplicate_modified_release_opioid
     facts = build_facts("patient-view", record, result, None, clinical_codes(), settings, date(2026, 11, 23))
     assert facts.summary["max_mr_orders_per_ingredient"] == 1  # one morphine MR supply, not 2
     assert facts.summary["total_ome_mg_per_day"] == 30.0  # 2 x 15 mg x 1, once
+
+
+# --- never one supply: different products, ids of two origins, identifiers without a system ----------------------
+def _draft_and_existing(draft: dict[str, Any], existing: dict[str, Any]) -> dict[str, Any]:
+    from cds_service.clinical.knowledge.loader import load_knowledge
+    from cds_service.clinical.ome import compute_ome
+
+    return compute_ome([(existing, "existing"), (draft, "draft")], {}, load_knowledge(), "uk").to_json()
+
+
+def test_draft_sharing_an_id_with_an_existing_order_of_another_product_counts_both():
+    # existing morphine 60 mg MR "1 bd": 2 x 60 = 120; draft Oramorph "5ml qds prn": 5 ml x 2 mg/ml = 10 mg x 4 =
+    # 0-40; the EHR gave the draft id "1" too. Two products: 120 + 40 = 160 (was 40: the MR vanished).
+    existing = mr(code=MORPHINE_MR_60, dosage="1 bd", id="1")
+    draft = mr(code=ORAMORPH, dosage="5ml qds prn", id="1", status="draft")
+    result = _draft_and_existing(draft, existing)
+    assert result["total_ome_mg_per_day"] == 160.0
+    assert all(o["counted"] and o["same_supply_as"] is None for o in result["orders"])
+
+
+def test_draft_sharing_an_id_with_an_existing_order_of_the_same_product_and_another_dose_counts_both():
+    # existing morphine 60 mg MR bd = 120; draft of the same product "ONE tablet at night" = 60, both id "1" and
+    # not linked: a bare id from two servers is no link. 120 + 60 = 180 (was 60: the draft "replaced" the MR).
+    existing = mr(code=MORPHINE_MR_60, dosage=BD, id="1")
+    draft = mr(code=MORPHINE_MR_60, dosage="ONE tablet at night", id="1", status="draft")
+    assert _draft_and_existing(draft, existing)["total_ome_mg_per_day"] == 180.0
+
+
+def test_immediate_release_prn_issue_naming_a_modified_release_authorisation_counts_both_and_says_so():
+    # authorisation morphine 60 mg MR "1 bd" = 2 x 60 = 120; the issue is Oramorph "5-10ml 2 hourly prn":
+    # up to 10 ml x 2 mg/ml = 20 mg x 12 a day = 0-240. Another product: 120 + 240 = 360 (was 240, MR dropped).
+    auth = mr(code=MORPHINE_MR_60, dosage="1 bd", id="mr", intent="plan")
+    issue = mr(code=ORAMORPH, dosage="5-10ml 2 hourly prn", id="ir", basedOn=[{"reference": "MedicationRequest/mr"}])
+    result = ome(auth, issue).to_json()
+    assert result["total_ome_mg_per_day"] == 360.0
+    assert [o["counted"] for o in result["orders"]] == [True, True]
+    assert any("linked to mr, another product" in f for f in result["orders"][1]["flags"])
+
+
+def test_two_oramorph_items_of_one_prescription_without_item_numbers_add_up():
+    # one prescription, two Oramorph items: "5ml four hourly" = 10 mg x 6 = 60; "10ml at night" = 20 mg x 1 = 20;
+    # 60 + 20 = 80 mg x 1 (was 60: joined as one supply, the higher counted)
+    group = {"system": "urn:local:prescription", "value": "rx-77"}
+    a = mr(code=ORAMORPH, dosage="5ml four hourly", id="a", groupIdentifier=group)
+    b = mr(code=ORAMORPH, dosage="10ml at night", id="b", groupIdentifier=group)
+    assert ome(a, b).to_json()["total_ome_mg_per_day"] == 80.0
+
+
+def test_two_products_sharing_an_identifier_without_a_system_add_up():
+    # {"value": "1"} with no system is no identity: morphine 60 mg MR "1 bd" = 120 + Oramorph "5ml qds" =
+    # 10 mg x 4 = 40 -> 160 (was 120: the higher only)
+    a = mr(code=MORPHINE_MR_60, dosage="1 bd", id="a", identifier=[{"value": "1"}])
+    b = mr(code=ORAMORPH, dosage="5ml qds", id="b", identifier=[{"value": "1"}])
+    assert ome(a, b).to_json()["total_ome_mg_per_day"] == 160.0
+
+
+def test_same_product_sharing_an_identifier_without_a_system_adds_up():
+    # morphine 60 mg MR "1 bd" = 120 and "ONE tablet at night" = 60, both {"value": "1"}: 120 + 60 = 180 (was 120)
+    a = mr(code=MORPHINE_MR_60, dosage="1 bd", id="a", identifier=[{"value": "1"}])
+    b = mr(code=MORPHINE_MR_60, dosage="ONE tablet at night", id="b", identifier=[{"value": "1"}])
+    assert ome(a, b).to_json()["total_ome_mg_per_day"] == 180.0

@@ -204,10 +204,14 @@ def _order_json(order: OrderOme) -> dict[str, Any]:
 #   ``basedOn`` or ``priorPrescription``.
 # - EPS: an issue names its authorisation in ``basedOn.identifier`` (system prescription-order-item-number + value),
 #   the authorisation carrying the same value in its own ``identifier``; ``groupIdentifier`` is the prescription
-#   (several items, usually of different products), so it links only orders of the same product that are the same
-#   item (no item identifiers that differ).
-# A link joins orders of the same ingredient only: a link to another product (as in the NHS Digital EPS repeat
-# prescribing example, where four items of four products name one authorisation) is flagged and counted separately.
+#   (several items, usually of different products), so it links only orders of the same product that name the same
+#   item (matching item identifiers); items without item identifiers are never joined by the prescription alone.
+# Every link joins orders of the same product only (the same dm+d code, or the same ingredient, strength, release,
+# presentation and route): a link to another product (as in the NHS Digital EPS repeat prescribing example, where
+# four items of four products name one authorisation, or an immediate-release "when required" issue naming a
+# modified-release authorisation) is flagged and both are counted. Resource ids are not unique across servers: a
+# draft (from the EHR) and an existing order that share an id are not one supply on that account, and an identifier
+# without a system is no identity at all.
 def _ref_keys(reference: Any) -> list[str]:
     """What a Reference points at: ``id:<id>`` (by reference) and/or ``ident:<system>|<value>`` (by identifier)."""
     if not isinstance(reference, dict):
@@ -221,11 +225,16 @@ def _ref_keys(reference: Any) -> list[str]:
 
 
 def _identifier_keys(identifiers: Any) -> list[str]:
+    """``ident:<system>|<value>`` of each identifier that has both (a bare value may be anyone's "1")."""
     found = identifiers if isinstance(identifiers, list) else [identifiers]
     return [
-        f"ident:{i.get('system') or ''}|{i['value']}"
+        f"ident:{i['system']}|{i['value']}"
         for i in found
-        if isinstance(i, dict) and isinstance(i.get("value"), str) and i["value"]
+        if isinstance(i, dict)
+        and isinstance(i.get("value"), str)
+        and i["value"]
+        and isinstance(i.get("system"), str)
+        and i["system"]
     ]
 
 
@@ -233,13 +242,31 @@ def _identifier_keys(identifiers: Any) -> list[str]:
 PRESCRIPTION_SYSTEMS = ("https://fhir.nhs.uk/Id/prescription-order-number", "https://fhir.nhs.uk/Id/prescription")
 
 
+def _item_keys(order: OrderOme) -> list[str]:
+    """An order's business identifiers that name one item (not prescription-level ones)."""
+    keys = _identifier_keys(order.resource.get("identifier"))
+    return [k for k in keys if not k.startswith(_PRESCRIPTION_PREFIXES)]
+
+
 def _own_keys(order: OrderOme) -> list[str]:
-    """The keys an order is known by: its id and its business identifiers (not prescription-level ones)."""
-    items = [k for k in _identifier_keys(order.resource.get("identifier")) if not k.startswith(_PRESCRIPTION_PREFIXES)]
-    return [f"id:{order.id}", *items]
+    """The keys an order is known by: its id within its origin, and its item identifiers.
+
+    Ids are scoped by origin (``id@draft:1``, ``id@existing:1``): draft ids come from the EHR, existing ones from
+    the FHIR server, and the same "1" on both names two resources.
+    """
+    return [f"id@{order.origin}:{order.id}", *_item_keys(order)]
 
 
 _PRESCRIPTION_PREFIXES = tuple(f"ident:{system}|" for system in PRESCRIPTION_SYSTEMS)
+
+
+def _link_targets(order: OrderOme, key: str, by_key: dict[str, list[OrderOme]]) -> list[OrderOme]:
+    """The orders a link key names: by id, an existing order names existing orders only; a draft names either."""
+    if not key.startswith("id:"):
+        return by_key.get(key, [])
+    ident = key.removeprefix("id:")
+    origins = ("existing",) if order.origin != "draft" else ("draft", "existing")
+    return [t for origin in origins for t in by_key.get(f"id@{origin}:{ident}", [])]
 
 
 def _links(resource: dict[str, Any]) -> list[str]:
@@ -248,11 +275,30 @@ def _links(resource: dict[str, Any]) -> list[str]:
     return keys + _ref_keys(resource.get("priorPrescription"))
 
 
-def _same_ingredient(a: OrderOme, b: OrderOme) -> bool:
-    """Orders that may be one supply: the same ingredient (or a product not known, which is not counted anyway)."""
+def _product_identity(product: Product) -> tuple[Any, ...]:
+    """What makes two codes one product: ingredient(s), strength, release, presentation, route."""
+    strength = None if product.strength_mg is None or not product.per_value else product.strength_mg / product.per_value
+    return (
+        product.ingredient,
+        tuple(sorted(product.other_ingredients)),
+        strength,
+        product.per_unit,
+        product.patch_mcg_per_hour,
+        product.release,
+        _presentation(product),
+        product.route,
+    )
+
+
+def _same_product(a: OrderOme, b: OrderOme) -> bool:
+    """Orders that may be one supply: the same product (the same code, or the same ingredient, strength, release,
+    presentation and route). An order whose product is not known links to nothing: it stays "not counted" and
+    the total incomplete, rather than vanishing into another order's supply."""
     if a.product is None or b.product is None:
+        return False
+    if _product_id(a) == _product_id(b):
         return True
-    return a.product.ingredient == b.product.ingredient
+    return _product_identity(a.product) == _product_identity(b.product)
 
 
 def _product_id(order: OrderOme) -> str | None:
@@ -296,16 +342,16 @@ def _group_same_supply(orders: list[OrderOme]) -> list[tuple[OrderOme, list[Orde
 
     for order in current:
         for ref in _links(order.resource):
-            for target in by_key.get(ref, []):
+            for target in _link_targets(order, ref, by_key):
                 if target is order:
                     continue
-                if _same_ingredient(order, target):
+                if _same_product(order, target):
                     union(order, target)
                 else:
                     order.flags.append(f"linked to {target.id}, another product: counted separately")
-    for members in by_key.values():  # one business identifier on two resources: the same item
+    for members in by_key.values():  # one id (in one origin) or item identifier on two resources: the same item
         for other in members[1:]:
-            if _same_ingredient(members[0], other):
+            if _same_product(members[0], other):
                 union(other, members[0])
     by_group: dict[str, list[OrderOme]] = {}
     for order in current:
@@ -313,10 +359,13 @@ def _group_same_supply(orders: list[OrderOme]) -> list[tuple[OrderOme, list[Orde
             by_group.setdefault(group_key, []).append(order)
     for members in by_group.values():
         for other in members[1:]:
-            items_a = set(_identifier_keys(members[0].resource.get("identifier")))
-            items_b = set(_identifier_keys(other.resource.get("identifier")))
-            if not (items_a and items_b and not items_a & items_b):  # two items of one prescription add up
+            items_a, items_b = set(_item_keys(members[0])), set(_item_keys(other))
+            if items_a & items_b:  # the same item of one prescription
                 union(other, members[0])
+            elif not (items_a and items_b):  # no item numbers to tell: two items, both counted, and said
+                other.flags.append(
+                    f"the same product as {members[0].id} on one prescription, without item numbers: both counted"
+                )
     signatures: dict[str, OrderOme] = {}
     for order in current:
         signature = _signature(order)

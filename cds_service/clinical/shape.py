@@ -17,7 +17,11 @@ Removing an element must never lower the OME silently. Each element of a Medicat
   line read from its maximum alone would fall back on the quantity supplied, so an order estimated from the
   quantity supplied is not counted.
 - ``medication`` and ``supply`` (what was ordered; the quantity supplied): removing them can only make the
-  order uncountable, never lower; when the order is not counted, the element is named in the reason.
+  order uncountable, never lower; when the order is not counted, the element is named in the reason. Before a
+  malformed medication is removed, what can be read of it is kept (``salvage``): a CodeableConcept sent as a list
+  (its first object), a coding sent as a bare code (a SNOMED CT identifier) or name (its display), a code sent as
+  a number; so an opioid is still identified and named, and flagged as malformed, not "an order with no
+  medication".
 - anything else (status, intent, dates, links, extensions): a data-quality note only. Without ``status`` an order
   counts as current; without ``basedOn`` a reissue counts as a second supply: both count more, not less.
 
@@ -27,7 +31,7 @@ Pure: no I/O; the tables are the FHIR R4 types of the elements the core reads.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -49,6 +53,8 @@ class Spec:
     item: Spec | None = None  # list: the type of each member
     category: str | None = None  # problems at or under this element carry this category
     alternatives: tuple[Spec, ...] = ()
+    # a wrong-typed value -> (what can still be read of it, how it was read), or None: removed
+    salvage: Callable[[Any], tuple[Any, str] | None] | None = None
 
 
 STRING = Spec("string")
@@ -68,8 +74,85 @@ def tagged(spec: Spec, category: str) -> Spec:
     return dataclasses.replace(spec, category=category)
 
 
-CODING = obj(system=STRING, code=STRING, display=STRING)
-CONCEPT = obj(coding=list_of(CODING), text=STRING)
+SNOMED = "http://snomed.info/sct"
+
+
+# The Verhoeff check digit that ends every SNOMED CT identifier (SNOMED CT Technical Implementation Guide,
+# "Check-digit computation"): the dihedral group D5 multiplication table and the position permutation.
+_VERHOEFF_D = (
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+    (1, 2, 3, 4, 0, 6, 7, 8, 9, 5),
+    (2, 3, 4, 0, 1, 7, 8, 9, 5, 6),
+    (3, 4, 0, 1, 2, 8, 9, 5, 6, 7),
+    (4, 0, 1, 2, 3, 9, 5, 6, 7, 8),
+    (5, 9, 8, 7, 6, 0, 4, 3, 2, 1),
+    (6, 5, 9, 8, 7, 1, 0, 4, 3, 2),
+    (7, 6, 5, 9, 8, 2, 1, 0, 4, 3),
+    (8, 7, 6, 5, 9, 3, 2, 1, 0, 4),
+    (9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+)
+_VERHOEFF_P = (
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+    (1, 5, 7, 6, 2, 8, 3, 0, 9, 4),
+    (5, 8, 0, 3, 7, 9, 6, 1, 4, 2),
+    (8, 9, 1, 6, 0, 4, 3, 5, 2, 7),
+    (9, 4, 5, 3, 1, 2, 6, 8, 7, 0),
+    (4, 2, 8, 6, 5, 7, 3, 9, 0, 1),
+    (2, 7, 9, 3, 8, 0, 6, 4, 1, 5),
+    (7, 0, 4, 6, 9, 1, 3, 2, 5, 8),
+)
+
+
+def _verhoeff_valid(digits: str) -> bool:
+    check = 0
+    for index, digit in enumerate(reversed(digits)):
+        check = _VERHOEFF_D[check][_VERHOEFF_P[index % 8][int(digit)]]
+    return check == 0
+
+
+def _number_as_code(value: Any) -> tuple[Any, str] | None:
+    """A code sent as a JSON number (36127311000001102): its digits, as the string it should have been."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value), "read as the string " + str(value)
+    return None
+
+
+def _coding_of(value: Any) -> tuple[Any, str] | None:
+    """A coding sent as a bare code or name: a SNOMED CT identifier (digits, valid check digit) is read as a
+    SNOMED CT coding (dm+d codes are SNOMED CT identifiers), anything else as the coding's display."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not text.strip():
+        return None
+    text = text.strip()
+    if text.isdigit() and 6 <= len(text) <= 18 and _verhoeff_valid(text):
+        return {"system": SNOMED, "code": text, "display": text}, "read as the SNOMED CT code " + text
+    return {"display": text}, "read as the text " + repr(text)
+
+
+def _concept_of(value: Any) -> tuple[Any, str] | None:
+    """A CodeableConcept sent as a list (its first object is read) or as a bare name (read as its text)."""
+    if isinstance(value, list):
+        first = next((item for item in value if isinstance(item, dict)), None)
+        if first is not None:
+            return first, "its first object read"
+        texts = [item for item in value if isinstance(item, str) and item.strip()]
+        return ({"text": texts[0]}, "read as the text " + repr(texts[0])) if texts else None
+    if isinstance(value, str) and value.strip():
+        return {"text": value}, "read as the text " + repr(value)
+    return None
+
+
+def _codings_of(value: Any) -> tuple[Any, str] | None:
+    """``coding`` sent as one object instead of a list of them."""
+    return ([value], "read as a list of one") if isinstance(value, dict) else None
+
+
+CODING = dataclasses.replace(
+    obj(system=STRING, code=Spec("string", salvage=_number_as_code), display=STRING), salvage=_coding_of
+)
+CONCEPT = dataclasses.replace(
+    obj(coding=Spec("list", item=CODING, salvage=_codings_of), text=STRING), salvage=_concept_of
+)
 REFERENCE = obj(reference=STRING, display=STRING)
 QUANTITY = obj(value=NUMBER, unit=STRING, code=STRING, system=STRING)
 RANGE = obj(low=QUANTITY, high=QUANTITY)
@@ -212,7 +295,12 @@ def _walk(value: Any, spec: Spec, path: str, category: str | None, found: list[P
             return False, None
         return _walk(value, match, path, category, found)
     if not _fits(value, spec.kind):
-        found.append(Problem(path, f"{path}: expected {_ARTICLE[spec.kind]}, got {_type_name(value)}", category))
+        message = f"{path}: expected {_ARTICLE[spec.kind]}, got {_type_name(value)}"
+        salvaged = spec.salvage(value) if spec.salvage is not None else None
+        if salvaged is not None and _fits(salvaged[0], spec.kind):  # what can be read is kept, and named
+            found.append(Problem(path, f"{message}: {salvaged[1]}", category))
+            return _walk(salvaged[0], dataclasses.replace(spec, salvage=None), path, category, found)
+        found.append(Problem(path, message, category))
         return False, None
     if spec.kind == "object" and spec.members:
         copied: dict[str, Any] | None = None
@@ -294,6 +382,8 @@ def apply_to_ome(ome: OmeResult, report: ShapeReport) -> None:
             estimated = order.dose_basis == "dispense quantity" and any(p.category == CAP for p in problems)
             if lost_dose or estimated:
                 _uncount(order, f"malformed dosage: {named}")
+                order.flags.append(MALFORMED + named)
+            elif any(p.category == MEDICATION for p in problems):  # what was ordered, read from a malformed element
                 order.flags.append(MALFORMED + named)
         elif order.blocks_completeness or (order.product is None and order.identified.problem):
             if order.product is None and any(p.category == MEDICATION for p in problems):
