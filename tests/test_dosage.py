@@ -231,9 +231,12 @@ def test_split_doses_are_summed(text, high):
     assert text_line(text).daily.high == high
 
 
-def test_a_maximum_caps_the_top_and_never_raises_it():
+def test_a_maximum_caps_a_range_and_reads_as_up_to_above_a_fixed_regular_dose():
     assert text_line("1-2 every 4-6 hours max 8 in 24 hours").daily.high == 8  # 2 x 6 = 12, capped at 8
-    assert text_line("1 tablet twice a day max 4 a day").daily.high == 2  # 1 x 2 = 2; the cap of 4 does not raise it
+    # A maximum above a fixed regular dose reads as "up to" it (review rv10): 1 x 2 = 2 regular, "max 4 a day" -> up
+    # to 4, flagged. The old expectation (2) dropped the maximum the prescriber wrote: a silent under-count.
+    line = text_line("1 tablet twice a day max 4 a day")
+    assert (line.daily.low, line.daily.high) == (2, 4) and line.uncertain
 
 
 def test_a_number_not_accounted_for_flags_the_line_and_keeps_the_highest_reading():
@@ -301,3 +304,78 @@ def test_an_uncertain_text_dose_reaches_the_order_flags():
     # two frequencies (every 4 hours = 6, four times a day = 4): the higher, 6 x 60 mg = 360 mg x 1 = 360 OME, flagged
     assert order.ome_max == 360
     assert any(flag.startswith("uncertain dose") for flag in order.flags)
+
+
+# --- review rv10: silent under-counts ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "low", "high"),
+    [
+        ("take 2 four times a day, max 4 in 24hrs", 4, 8),  # regular 2 x 4 = 8; "max 4" contradicts it: 8 counts
+        ("2 qds max 4 a day", 4, 8),  # 2 x 4 = 8 regular; the cap 4 is the least, never the top
+    ],
+)
+def test_a_maximum_below_a_regular_dose_is_flagged_and_the_regular_dose_counts(text, low, high):
+    line = text_line(text)
+    assert (line.daily.low, line.daily.high) == (low, high) and line.uncertain
+    assert any("below the regular dose" in reason for reason in line.reasons)
+
+
+def test_a_maximum_above_a_regular_daily_dose_reads_as_up_to_the_maximum():
+    line = text_line("one tablet daily (max 3 daily)")  # 1 x 1 = 1 regular; "max 3 daily" -> up to 3, flagged
+    assert (line.daily.low, line.daily.high) == (1, 3) and line.uncertain
+
+
+def test_a_structured_maximum_below_a_regular_structured_dose_is_flagged_and_the_dose_counts():
+    dosage = {
+        **_dose(2, frequency=4, period=1, periodUnit="d"),
+        "maxDosePerPeriod": {"numerator": {"value": 4, "unit": "tablet"}, "denominator": {"value": 1, "unit": "d"}},
+    }
+    result = daily_dosage({"dosageInstruction": [dosage]})
+    # 2 tablets x 4 a day = 8; maxDosePerPeriod 4 a day contradicts a fixed regular dose: 8 counts, flagged
+    assert result.lines[0].daily.high == 8 and result.uncertain
+
+
+@pytest.mark.parametrize(
+    ("text", "low", "high"),
+    [
+        ("10mg 4 hourly with double dose at night", 60, 70),  # 10 x 24/4 = 60, + one further 10 mg at night = 70
+        ("take 1 in the morning, may repeat once", 1, 2),  # 1 + one repeat of 1 = 2
+        ("take 1-2 at night, repeat if necessary", 1, 4),  # up to 2 at night + a repeat of up to 2 = 4
+        ("5 ml at night, may repeat after 4 hours", 5, 10),  # 5 ml + a repeat of 5 ml = 10 ml (the 4 is hours)
+        ("take 1 at night, repeat after 2 hours if needed", 1, 2),  # 1 + a repeat of 1 = 2 (the 2 is hours)
+    ],
+)
+def test_a_repeat_or_double_dose_counts_one_further_dose_flagged(text, low, high):
+    line = text_line(text)
+    assert (line.daily.low, line.daily.high) == (low, high) and line.uncertain
+    assert not any("not understood" in reason for reason in line.reasons)  # every number accounted for
+
+
+@pytest.mark.parametrize(
+    ("text", "high"),
+    [
+        ("1 BD and 1 PRN", 3),  # 1 x 2 regular + 1 as needed with no frequency, counted once: 3
+        ("1 tds + 1 prn", 4),  # 1 x 3 + 1 = 4
+    ],
+)
+def test_an_as_needed_dose_with_no_frequency_beside_a_regular_dose_counts_one_extra_dose_flagged(text, high):
+    line = text_line(text)
+    assert line.daily.high == high and line.uncertain
+
+
+def test_an_as_needed_dose_with_no_frequency_and_a_maximum_counts_up_to_the_maximum():
+    line = text_line("1 tab bd plus 1 tab prn max 4 daily")  # 1 x 2 regular; the as-needed tablet up to max 4
+    assert (line.daily.low, line.daily.high) == (2, 4)
+
+
+@pytest.mark.parametrize(
+    ("text", "high"),
+    [
+        ("60mg bd = 120mg/day", 120),  # 60 x 2 = 120, restated as the total
+        ("total 120mg daily in 2 divided doses", 120),  # the day's total, divided
+        ("ii tds", 6),  # ii = 2: 2 x 3
+        ("take 2 every 12 hours (4 a day)", 4),  # 2 x 24/12 = 4; "(4 a day)" restates the total, not a dose
+    ],
+)
+def test_emis_wordings_with_totals_and_numerals_are_read(text, high):
+    assert text_line(text).daily.high == high

@@ -8,7 +8,9 @@ capsule, patch, dose…), "ml", "mg", or "mcg/h" (a patch rate). ``dispenseReque
 ``expectedSupplyDuration`` is the last resort. Pure: works on the raw dict, Decimal arithmetic.
 
 Free text is read by ``clinical/dosage_text.py``, which accounts for every number: split doses add up, ranges
-count their top, a stated maximum lowers the top but never raises it. A line with a number or frequency it could
+count their top. A stated maximum lowers the top of an as-needed, "up to" or range dose only: below a fixed regular
+dose it contradicts the dose (the dose counts, flagged); above one, written as a maximum, it reads as "up to" the
+maximum (flagged). "Repeat", "double dose" and "a further dose" add a dose. A line with a number or frequency it could
 not account for is ``uncertain`` (with ``reasons``) and counts its highest plausible reading; those reasons are
 added to ``DailyDosage.notes`` (shown with the order). When a Dosage has both a structured dose and a text that
 reads differently, the higher counts, flagged the same way.
@@ -238,7 +240,25 @@ def structured_line(dosage: dict[str, Any]) -> DoseLine | None:
         return None
     line = DoseLine(low, high, unit, per_day[0], per_day[1], prn, cap)
     _times_of_day_agree(line, dosage.get("timing"))
+    _cap_agrees(line)
     return line
+
+
+def _cap_agrees(line: DoseLine) -> None:
+    """A maximum limits only an as-needed or range dose. Below a fixed regular dose it contradicts the dose: the
+    dose counts, flagged (never the lower, silently)."""
+    cap = line.cap_per_day
+    fixed = line.dose_low == line.dose_high and line.per_day_low == line.per_day_high
+    if cap is None or line.prn or not fixed:
+        return
+    regular = line.dose_high * line.per_day_high
+    if cap < regular:
+        line.uncertain = True
+        line.reasons.append(
+            f"the maximum dose per period ({_plain(cap)} {line.unit} a day) is below the regular dose "
+            f"({_plain(regular)} {line.unit} a day): the regular dose was counted"
+        )
+        line.cap_per_day = None
 
 
 def _times_of_day_agree(line: DoseLine, timing: Any) -> None:
