@@ -379,3 +379,70 @@ def test_an_as_needed_dose_with_no_frequency_and_a_maximum_counts_up_to_the_maxi
 )
 def test_emis_wordings_with_totals_and_numerals_are_read(text, high):
     assert text_line(text).daily.high == high
+
+
+# --- review rv10 item 1: a structured dose and its text in different units, compared with the strength -----------
+MORPHINE_10 = "322708003"  # Morphine 10mg tablets (dm+d VMP, as in tests/test_ome.py)
+
+
+def _structured_with_text(value, unit, text, frequency=2):
+    return [
+        {
+            "text": text,
+            "doseAndRate": [{"doseQuantity": {"value": value, "unit": unit}}],
+            "timing": {"repeat": {"frequency": frequency, "period": 1, "periodUnit": "d"}},
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "text", "ome_max"),
+    [
+        # structured 1 tablet x 2 = 20 mg; text 20 mg x 2 = 40 mg; the higher, 40 mg x 1 (oral morphine) = 40
+        (1, "tablet", "20mg bd", 40),
+        # structured 10 mg x 2 = 20 mg; text 2 tablets x 2 x 10 mg = 40 mg: 40
+        (10, "mg", "TWO tablets twice a day", 40),
+        # structured 1 tablet x 2 = 2; text 1 x 2 + 1 as needed (no frequency: once) = 3 tablets x 10 mg = 30
+        (1, "tablet", "1 bd and 1 prn", 30),
+    ],
+)
+def test_structured_dose_and_text_in_different_units_are_compared_with_the_strength_and_the_higher_counts(
+    value, unit, text, ome_max
+):
+    from tests.ome_helpers import mr, ome
+
+    order = ome(mr(code=MORPHINE_10, dosage=_structured_with_text(value, unit, text))).orders[0]
+    assert order.counted and order.ome_max == ome_max
+    assert any("the higher was counted" in flag for flag in order.flags)
+
+
+def test_structured_dose_and_text_in_different_units_that_agree_are_not_flagged():
+    from tests.ome_helpers import mr, ome
+
+    # 1 tablet x 2 x 10 mg = 20 mg; "10mg bd" = 10 x 2 = 20 mg: the same dose, no flag
+    order = ome(mr(code=MORPHINE_10, dosage=_structured_with_text(1, "tablet", "10mg bd"))).orders[0]
+    assert order.ome_max == 20 and not any(flag.startswith("uncertain dose") for flag in order.flags)
+
+
+def test_a_text_in_another_unit_is_flagged_until_the_strength_compares_it():
+    result = daily_dosage({"dosageInstruction": _structured_with_text(1, "tablet", "20mg bd")})
+    # no product here: 1 tablet x 2 = 2 counts, but the line says the text (40 mg) was not compared
+    assert result.lines[0].daily.high == 2 and result.uncertain
+    assert any("not compared" in note for note in result.notes)
+
+
+def test_a_text_with_a_number_that_cannot_be_read_flags_the_structured_dose():
+    result = daily_dosage({"dosageInstruction": _structured_with_text(1, "tablet", "2 as per pain team")})
+    # the text names a 2 the reader cannot place: the structured 1 x 2 = 2 counts, flagged with the reason
+    assert result.lines[0].daily.high == 2 and result.uncertain
+    assert any("could not be read" in note for note in result.notes)
+
+
+def test_a_text_restating_the_timing_only_leaves_the_structured_dose_unflagged():
+    result = daily_dosage({"dosageInstruction": _structured_with_text(1, "tablet", "2 times a day for 10 days")})
+    assert result.lines[0].daily.high == 2 and not result.uncertain  # 1 x 2; the text restates the timing
+
+
+def test_a_text_with_a_higher_frequency_and_no_dose_counts_the_structured_dose_at_that_frequency():
+    result = daily_dosage({"dosageInstruction": _structured_with_text(1, "tablet", "three times a day")})
+    assert result.lines[0].daily.high == 3 and result.uncertain  # 1 tablet (structured) x 3 (text) = 3, flagged

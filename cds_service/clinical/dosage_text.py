@@ -934,6 +934,11 @@ def _dedupe(groups: list[Group], original: str) -> list[Group]:
     return groups
 
 
+def has_number(text: str) -> bool:
+    """Whether a text names a number (digits, or a number word: "TWO tablets")."""
+    return bool(re.search(r"\d", _normalise(str(text), [])))
+
+
 def frequency_of(text: str) -> PerDay | None:
     """Administrations per day of a timing text alone ("twice a day", "q4h", "morning and night"), or None."""
     group = Group()
@@ -947,4 +952,4 @@ def frequency_of(text: str) -> PerDay | None:
     return _per_day(group, [])
 
 
-__all__ = ["Group", "Reading", "frequency_of", "read_dose_text"]
+__all__ = ["Group", "Reading", "frequency_of", "has_number", "read_dose_text"]
