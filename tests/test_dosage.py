@@ -446,3 +446,26 @@ def test_a_text_restating_the_timing_only_leaves_the_structured_dose_unflagged()
 def test_a_text_with_a_higher_frequency_and_no_dose_counts_the_structured_dose_at_that_frequency():
     result = daily_dosage({"dosageInstruction": _structured_with_text(1, "tablet", "three times a day")})
     assert result.lines[0].daily.high == 3 and result.uncertain  # 1 tablet (structured) x 3 (text) = 3, flagged
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "take 1 at night, may take again after 2 hours",  # 1 + 1 again = 2 (the 2 is hours)
+        "1 at night, can take a second dose after 4 hours",  # 1 + a second dose of 1 = 2 (the 4 is hours)
+    ],
+)
+def test_a_number_of_hours_before_a_further_dose_is_not_dropped_and_the_further_dose_counts(text):
+    line = text_line(text)
+    assert line.daily.high == 2 and line.uncertain
+    assert not any("not understood" in reason for reason in line.reasons)
+
+
+def test_every_3_or_4_hours_is_a_frequency_range():
+    assert (
+        text_line("take 1 tablet 3 or 4 hourly").daily.low,
+        text_line("take 1 tablet 3 or 4 hourly").daily.high,
+    ) == (
+        6,
+        8,
+    )  # 24/4 = 6 to 24/3 = 8 doses of 1

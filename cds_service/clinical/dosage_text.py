@@ -99,6 +99,10 @@ class Reading:
 
 # --- normalising -----------------------------------------------------------------------------------------------
 _EXTRA_SLOT = r"(?:\s+(?:at |in the |each |every )?(?:night|bedtime|morning|evening|nocte|mane)\b)"
+_EXTRA_AFTER = (
+    r"(?:\s+(?:after|in|within)\s+(?:at least\s+)?\d+(?:\.\d+)?(?:\s*-\s*\d+(?:\.\d+)?)?\s*"
+    r"(?:hours?|hrs?|h|minutes?|mins?)\b)?"
+)
 _EXTRA_PRN = r"(?:\s*,?\s*(?:if|when|as)\s+(?:needed|necessary|required)\b)?"
 _EXTRA_PHRASES = (
     # "double dose at night", "with a double dose", "may double the dose"
@@ -111,6 +115,9 @@ _EXTRA_PHRASES = (
     r"\b(?:(?:may|can)\s+(?:take|have|give)\s+)(?:another|a further|an extra|an additional|1 more|1 further|1 extra)"
     r"(?:\s+(?:dose|tablet|tab|capsule|cap|sachet|patch|spoonful|5\s*ml)s?\b)?",
     r"\b(?:a |1 )?further dose\b|\banother dose\b",
+    # "may take again after 2 hours", "can take a second dose after 4 hours"
+    r"\b(?:(?:may|can)\s+(?:take|have|give|use)\s+)?(?:(?:it|this|them|the dose)\s+)?again\b",
+    r"\b(?:(?:may|can)\s+(?:take|have|give)\s+)?(?:a\s+)?(?:second|2nd)\s+dose\b",
 )
 
 
@@ -125,7 +132,7 @@ def _extra_doses(text: str, notes: list[str]) -> str:
         return f" extra{'one' if once else 'each'} "
 
     for phrase in _EXTRA_PHRASES:
-        text = re.sub(rf"(?:{phrase})(?P<slot>{_EXTRA_SLOT})?{_EXTRA_PRN}", mark, text)
+        text = re.sub(rf"(?:{phrase}){_EXTRA_AFTER}(?P<slot>{_EXTRA_SLOT})?{_EXTRA_PRN}", mark, text)
     return text
 
 
@@ -296,7 +303,7 @@ def _cap_without_period(m: re.Match[str]) -> Token:
 
 
 @_token(
-    rf"\b(?:every|each|q)\s*{_NUM}\s*(?:-|to|or)\s*{_NUM}\s*{_HOURS}|\b{_NUM}\s*(?:-|to)\s*{_NUM}\s*(?:hourly|hrly)\b"
+    rf"\b(?:every|each|q)\s*{_NUM}\s*(?:-|to|or)\s*{_NUM}\s*{_HOURS}|\b{_NUM}\s*(?:-|to|or)\s*{_NUM}\s*(?:hourly|hrly)\b"
 )
 def _every_hours_range(m: re.Match[str]) -> Token:
     first, second = (_d(v) for v in m.groups() if v is not None)
