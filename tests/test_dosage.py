@@ -469,3 +469,14 @@ def test_every_3_or_4_hours_is_a_frequency_range():
         6,
         8,
     )  # 24/4 = 6 to 24/3 = 8 doses of 1
+
+
+def test_a_higher_dose_if_severe_counts_at_the_same_times_flagged():
+    line = text_line("take one tablet four times daily - can take two if severe")
+    # 1 x 4 = 4 usually; 2 x 4 = 8 if severe: 4 to 8, flagged
+    assert (line.daily.low, line.daily.high) == (4, 8) and line.uncertain
+
+
+def test_a_warning_not_to_double_a_dose_is_not_an_extra_dose():
+    line = text_line("1 twice a day, do not take a double dose")  # 1 x 2 = 2; the warning adds nothing
+    assert line.daily.high == 2 and not line.uncertain

@@ -131,6 +131,22 @@ def _extra_doses(text: str, notes: list[str]) -> str:
         once = bool(m["slot"]) or bool(re.search(r"\b(?:once|1)\b", m[0].split("after")[0][-8:]))
         return f" extra{'one' if once else 'each'} "
 
+    # "do not take a double dose", "do not repeat": a warning, not a dose
+    text, n = re.subn(
+        r"\b(?:do not|don't|dont|never|not to)\s+(?:take\s+|give\s+)?(?:a\s+)?(?:double|repeat|take again)\w*"
+        r"(?:\s+(?:the\s+)?dose)?",
+        " ",
+        text,
+    )
+    if n:
+        notes.append("a warning not to double or repeat a dose is not a dose")
+    # "one four times a day, two if severe": a higher dose at the same times, marked for the reader
+    text = re.sub(
+        r"(?:\b(?:can|may)\s+(?:take|have|increase to)\s+)?\b(\d+(?:\.\d+)?)\s*(?:tablets?|tabs?|capsules?|caps?)?\s*"
+        r"(?:if|when)\s+(?:the\s+)?(?:pain\s+(?:is\s+)?)?(?:severe|bad|worse)\b",
+        lambda m: f" altdose{m[1]} ",
+        text,
+    )
     for phrase in _EXTRA_PHRASES:
         text = re.sub(rf"(?:{phrase}){_EXTRA_AFTER}(?P<slot>{_EXTRA_SLOT})?{_EXTRA_PRN}", mark, text)
     return text
@@ -425,6 +441,11 @@ def _bare_clock(m: re.Match[str]) -> Token:
 @_token(r"\b(?:" + "|".join(f"(?P<{name}>{pattern})" for name, pattern in _SLOTS.items()) + r")")
 def _slot(m: re.Match[str]) -> Token:
     return Token("slot", m.start(), label=next(name for name, value in m.groupdict().items() if value))
+
+
+@_token(r"\baltdose(\d+(?:\.\d+)?)\b")
+def _alternative_dose(m: re.Match[str]) -> Token:
+    return Token("alternative", m.start(), _d(m[1]), _d(m[1]))
 
 
 @_token(r"\bextra(one|each)\b")
@@ -822,6 +843,14 @@ def _read_phase(lowered: str, original: str, default_per_day: PerDay | None = No
     if len(units) > 1:
         raise DosageError(f'"{original}" has doses in different units ({", ".join(sorted(units))})')
     unit = units.pop()
+    # "two if severe": the dose before it may be this higher dose, at its own times
+    for alternative in (t for t in tokens if t.kind == "alternative"):
+        owner = next((g for g in reversed(dosed) if g.start <= alternative.start), dosed[0])
+        if owner.dose_high is not None and alternative.high > owner.dose_high:
+            owner.dose_high = alternative.high
+            doubts.append(
+                f"a higher dose ({_plain(alternative.high)}) if the pain is severe was counted at the same times"
+            )
     low = high = regular = Decimal(0)
     per_days: list[PerDay | None] = []
     for group in dosed:
