@@ -231,9 +231,12 @@ def test_split_doses_are_summed(text, high):
     assert text_line(text).daily.high == high
 
 
-def test_a_maximum_caps_the_top_and_never_raises_it():
+def test_a_maximum_caps_a_range_and_reads_as_up_to_above_a_fixed_regular_dose():
     assert text_line("1-2 every 4-6 hours max 8 in 24 hours").daily.high == 8  # 2 x 6 = 12, capped at 8
-    assert text_line("1 tablet twice a day max 4 a day").daily.high == 2  # 1 x 2 = 2; the cap of 4 does not raise it
+    # A maximum above a fixed regular dose reads as "up to" it (review rv10): 1 x 2 = 2 regular, "max 4 a day" -> up
+    # to 4, flagged. The old expectation (2) dropped the maximum the prescriber wrote: a silent under-count.
+    line = text_line("1 tablet twice a day max 4 a day")
+    assert (line.daily.low, line.daily.high) == (2, 4) and line.uncertain
 
 
 def test_a_number_not_accounted_for_flags_the_line_and_keeps_the_highest_reading():
@@ -301,3 +304,179 @@ def test_an_uncertain_text_dose_reaches_the_order_flags():
     # two frequencies (every 4 hours = 6, four times a day = 4): the higher, 6 x 60 mg = 360 mg x 1 = 360 OME, flagged
     assert order.ome_max == 360
     assert any(flag.startswith("uncertain dose") for flag in order.flags)
+
+
+# --- review rv10: silent under-counts ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "low", "high"),
+    [
+        ("take 2 four times a day, max 4 in 24hrs", 4, 8),  # regular 2 x 4 = 8; "max 4" contradicts it: 8 counts
+        ("2 qds max 4 a day", 4, 8),  # 2 x 4 = 8 regular; the cap 4 is the least, never the top
+    ],
+)
+def test_a_maximum_below_a_regular_dose_is_flagged_and_the_regular_dose_counts(text, low, high):
+    line = text_line(text)
+    assert (line.daily.low, line.daily.high) == (low, high) and line.uncertain
+    assert any("below the regular dose" in reason for reason in line.reasons)
+
+
+def test_a_maximum_above_a_regular_daily_dose_reads_as_up_to_the_maximum():
+    line = text_line("one tablet daily (max 3 daily)")  # 1 x 1 = 1 regular; "max 3 daily" -> up to 3, flagged
+    assert (line.daily.low, line.daily.high) == (1, 3) and line.uncertain
+
+
+def test_a_structured_maximum_below_a_regular_structured_dose_is_flagged_and_the_dose_counts():
+    dosage = {
+        **_dose(2, frequency=4, period=1, periodUnit="d"),
+        "maxDosePerPeriod": {"numerator": {"value": 4, "unit": "tablet"}, "denominator": {"value": 1, "unit": "d"}},
+    }
+    result = daily_dosage({"dosageInstruction": [dosage]})
+    # 2 tablets x 4 a day = 8; maxDosePerPeriod 4 a day contradicts a fixed regular dose: 8 counts, flagged
+    assert result.lines[0].daily.high == 8 and result.uncertain
+
+
+@pytest.mark.parametrize(
+    ("text", "low", "high"),
+    [
+        ("10mg 4 hourly with double dose at night", 60, 70),  # 10 x 24/4 = 60, + one further 10 mg at night = 70
+        ("take 1 in the morning, may repeat once", 1, 2),  # 1 + one repeat of 1 = 2
+        ("take 1-2 at night, repeat if necessary", 1, 4),  # up to 2 at night + a repeat of up to 2 = 4
+        ("5 ml at night, may repeat after 4 hours", 5, 10),  # 5 ml + a repeat of 5 ml = 10 ml (the 4 is hours)
+        ("take 1 at night, repeat after 2 hours if needed", 1, 2),  # 1 + a repeat of 1 = 2 (the 2 is hours)
+    ],
+)
+def test_a_repeat_or_double_dose_counts_one_further_dose_flagged(text, low, high):
+    line = text_line(text)
+    assert (line.daily.low, line.daily.high) == (low, high) and line.uncertain
+    assert not any("not understood" in reason for reason in line.reasons)  # every number accounted for
+
+
+@pytest.mark.parametrize(
+    ("text", "high"),
+    [
+        ("1 BD and 1 PRN", 3),  # 1 x 2 regular + 1 as needed with no frequency, counted once: 3
+        ("1 tds + 1 prn", 4),  # 1 x 3 + 1 = 4
+    ],
+)
+def test_an_as_needed_dose_with_no_frequency_beside_a_regular_dose_counts_one_extra_dose_flagged(text, high):
+    line = text_line(text)
+    assert line.daily.high == high and line.uncertain
+
+
+def test_an_as_needed_dose_with_no_frequency_and_a_maximum_counts_up_to_the_maximum():
+    line = text_line("1 tab bd plus 1 tab prn max 4 daily")  # 1 x 2 regular; the as-needed tablet up to max 4
+    assert (line.daily.low, line.daily.high) == (2, 4)
+
+
+@pytest.mark.parametrize(
+    ("text", "high"),
+    [
+        ("60mg bd = 120mg/day", 120),  # 60 x 2 = 120, restated as the total
+        ("total 120mg daily in 2 divided doses", 120),  # the day's total, divided
+        ("ii tds", 6),  # ii = 2: 2 x 3
+        ("take 2 every 12 hours (4 a day)", 4),  # 2 x 24/12 = 4; "(4 a day)" restates the total, not a dose
+    ],
+)
+def test_emis_wordings_with_totals_and_numerals_are_read(text, high):
+    assert text_line(text).daily.high == high
+
+
+# --- review rv10 item 1: a structured dose and its text in different units, compared with the strength -----------
+MORPHINE_10 = "322708003"  # Morphine 10mg tablets (dm+d VMP, as in tests/test_ome.py)
+
+
+def _structured_with_text(value, unit, text, frequency=2):
+    return [
+        {
+            "text": text,
+            "doseAndRate": [{"doseQuantity": {"value": value, "unit": unit}}],
+            "timing": {"repeat": {"frequency": frequency, "period": 1, "periodUnit": "d"}},
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "text", "ome_max"),
+    [
+        # structured 1 tablet x 2 = 20 mg; text 20 mg x 2 = 40 mg; the higher, 40 mg x 1 (oral morphine) = 40
+        (1, "tablet", "20mg bd", 40),
+        # structured 10 mg x 2 = 20 mg; text 2 tablets x 2 x 10 mg = 40 mg: 40
+        (10, "mg", "TWO tablets twice a day", 40),
+        # structured 1 tablet x 2 = 2; text 1 x 2 + 1 as needed (no frequency: once) = 3 tablets x 10 mg = 30
+        (1, "tablet", "1 bd and 1 prn", 30),
+    ],
+)
+def test_structured_dose_and_text_in_different_units_are_compared_with_the_strength_and_the_higher_counts(
+    value, unit, text, ome_max
+):
+    from tests.ome_helpers import mr, ome
+
+    order = ome(mr(code=MORPHINE_10, dosage=_structured_with_text(value, unit, text))).orders[0]
+    assert order.counted and order.ome_max == ome_max
+    assert any("the higher was counted" in flag for flag in order.flags)
+
+
+def test_structured_dose_and_text_in_different_units_that_agree_are_not_flagged():
+    from tests.ome_helpers import mr, ome
+
+    # 1 tablet x 2 x 10 mg = 20 mg; "10mg bd" = 10 x 2 = 20 mg: the same dose, no flag
+    order = ome(mr(code=MORPHINE_10, dosage=_structured_with_text(1, "tablet", "10mg bd"))).orders[0]
+    assert order.ome_max == 20 and not any(flag.startswith("uncertain dose") for flag in order.flags)
+
+
+def test_a_text_in_another_unit_is_flagged_until_the_strength_compares_it():
+    result = daily_dosage({"dosageInstruction": _structured_with_text(1, "tablet", "20mg bd")})
+    # no product here: 1 tablet x 2 = 2 counts, but the line says the text (40 mg) was not compared
+    assert result.lines[0].daily.high == 2 and result.uncertain
+    assert any("not compared" in note for note in result.notes)
+
+
+def test_a_text_with_a_number_that_cannot_be_read_flags_the_structured_dose():
+    result = daily_dosage({"dosageInstruction": _structured_with_text(1, "tablet", "2 as per pain team")})
+    # the text names a 2 the reader cannot place: the structured 1 x 2 = 2 counts, flagged with the reason
+    assert result.lines[0].daily.high == 2 and result.uncertain
+    assert any("could not be read" in note for note in result.notes)
+
+
+def test_a_text_restating_the_timing_only_leaves_the_structured_dose_unflagged():
+    result = daily_dosage({"dosageInstruction": _structured_with_text(1, "tablet", "2 times a day for 10 days")})
+    assert result.lines[0].daily.high == 2 and not result.uncertain  # 1 x 2; the text restates the timing
+
+
+def test_a_text_with_a_higher_frequency_and_no_dose_counts_the_structured_dose_at_that_frequency():
+    result = daily_dosage({"dosageInstruction": _structured_with_text(1, "tablet", "three times a day")})
+    assert result.lines[0].daily.high == 3 and result.uncertain  # 1 tablet (structured) x 3 (text) = 3, flagged
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "take 1 at night, may take again after 2 hours",  # 1 + 1 again = 2 (the 2 is hours)
+        "1 at night, can take a second dose after 4 hours",  # 1 + a second dose of 1 = 2 (the 4 is hours)
+    ],
+)
+def test_a_number_of_hours_before_a_further_dose_is_not_dropped_and_the_further_dose_counts(text):
+    line = text_line(text)
+    assert line.daily.high == 2 and line.uncertain
+    assert not any("not understood" in reason for reason in line.reasons)
+
+
+def test_every_3_or_4_hours_is_a_frequency_range():
+    assert (
+        text_line("take 1 tablet 3 or 4 hourly").daily.low,
+        text_line("take 1 tablet 3 or 4 hourly").daily.high,
+    ) == (
+        6,
+        8,
+    )  # 24/4 = 6 to 24/3 = 8 doses of 1
+
+
+def test_a_higher_dose_if_severe_counts_at_the_same_times_flagged():
+    line = text_line("take one tablet four times daily - can take two if severe")
+    # 1 x 4 = 4 usually; 2 x 4 = 8 if severe: 4 to 8, flagged
+    assert (line.daily.low, line.daily.high) == (4, 8) and line.uncertain
+
+
+def test_a_warning_not_to_double_a_dose_is_not_an_extra_dose():
+    line = text_line("1 twice a day, do not take a double dose")  # 1 x 2 = 2; the warning adds nothing
+    assert line.daily.high == 2 and not line.uncertain

@@ -158,6 +158,10 @@ def test_a_well_formed_max_dose_per_period_still_caps(knowledge):
     def change(resource: dict[str, Any]) -> None:
         dosage = resource["dosageInstruction"][0]
         dosage["timing"]["repeat"]["frequency"] = 4
+        # as needed: a maximum limits an as-needed dose; below a fixed regular dose (1 x 4 = 4 a day) it would
+        # contradict the dose and the higher 4 would count, flagged (review rv10: a cap silently lowering a regular
+        # dose was an under-count), so the good cap is tested where it applies
+        dosage["asNeededBoolean"] = True
         dosage["maxDosePerPeriod"] = {"numerator": {"value": 2}, "denominator": {"value": 1, "unit": "d"}}
 
     # the same, capped at 2 tablets a day: 2 x 60 = 120 mg/day (the check does not touch a good cap)

@@ -8,7 +8,9 @@ capsule, patch, dose…), "ml", "mg", or "mcg/h" (a patch rate). ``dispenseReque
 ``expectedSupplyDuration`` is the last resort. Pure: works on the raw dict, Decimal arithmetic.
 
 Free text is read by ``clinical/dosage_text.py``, which accounts for every number: split doses add up, ranges
-count their top, a stated maximum lowers the top but never raises it. A line with a number or frequency it could
+count their top. A stated maximum lowers the top of an as-needed, "up to" or range dose only: below a fixed regular
+dose it contradicts the dose (the dose counts, flagged); above one, written as a maximum, it reads as "up to" the
+maximum (flagged). "Repeat", "double dose" and "a further dose" add a dose. A line with a number or frequency it could
 not account for is ``uncertain`` (with ``reasons``) and counts its highest plausible reading; those reasons are
 added to ``DailyDosage.notes`` (shown with the order). When a Dosage has both a structured dose and a text that
 reads differently, the higher counts, flagged the same way.
@@ -17,6 +19,7 @@ reads differently, the higher counts, flagged the same way.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -82,6 +85,10 @@ class DoseLine:
     reasons: list[str] = field(default_factory=list)  # why the line is uncertain
     total: tuple[Decimal, Decimal] | None = None  # (low, high) per day when read from text (split doses, caps)
     notes: list[str] = field(default_factory=list)  # how the text was read (not doubts)
+    # The text beside a structured dose, read in another unit ("20mg bd" beside "1 tablet"): compared with the
+    # product's strength by ``settle_units``; until then the line is uncertain with the ``pending`` reason.
+    text_reading: DoseLine | None = None
+    pending: str | None = None
 
     @property
     def daily(self) -> Amount:
@@ -238,7 +245,25 @@ def structured_line(dosage: dict[str, Any]) -> DoseLine | None:
         return None
     line = DoseLine(low, high, unit, per_day[0], per_day[1], prn, cap)
     _times_of_day_agree(line, dosage.get("timing"))
+    _cap_agrees(line)
     return line
+
+
+def _cap_agrees(line: DoseLine) -> None:
+    """A maximum limits only an as-needed or range dose. Below a fixed regular dose it contradicts the dose: the
+    dose counts, flagged (never the lower, silently)."""
+    cap = line.cap_per_day
+    fixed = line.dose_low == line.dose_high and line.per_day_low == line.per_day_high
+    if cap is None or line.prn or not fixed:
+        return
+    regular = line.dose_high * line.per_day_high
+    if cap < regular:
+        line.uncertain = True
+        line.reasons.append(
+            f"the maximum dose per period ({_plain(cap)} {line.unit} a day) is below the regular dose "
+            f"({_plain(regular)} {line.unit} a day): the regular dose was counted"
+        )
+        line.cap_per_day = None
 
 
 def _times_of_day_agree(line: DoseLine, timing: Any) -> None:
@@ -317,13 +342,40 @@ def dispense_line(resource: dict[str, Any]) -> DoseLine | None:
 
 
 def _agree(structured: DoseLine, text: str, result: DailyDosage) -> DoseLine:
-    """Structured dose and its text: when both read and disagree, the higher counts, flagged uncertain."""
+    """Structured dose and its text: when both read and disagree, the higher counts, flagged uncertain.
+
+    A text in another unit is kept for ``settle_units`` (the product's strength compares them); a text with a
+    number that cannot be read flags the line (the structured dose counts, with the reason): never silently."""
+    from cds_service.clinical.dosage_text import has_number
+
     try:
         from_text = text_line(text)
-    except DosageError:
+    except DosageError as exc:
+        written = frequency_from_text(text)
+        if written is not None and written[1] > structured.per_day_high and structured.total is None:
+            # "three times a day" beside 1 tablet twice a day: the structured dose at the text's frequency
+            structured.uncertain = True
+            structured.reasons.append(
+                f'the text "{text}" says {_plain(written[1])} times a day and the structured timing '
+                f"{_plain(structured.per_day_high)}: the higher was counted"
+            )
+            structured.per_day_high = written[1]
+            return structured
+        restates_timing = written is not None and "no dose" in str(exc)
+        if has_number(text) and not restates_timing:
+            structured.uncertain = True
+            structured.reasons.append(f'the text "{text}" could not be read ({exc}): the structured dose was counted')
         return structured  # a text with no dose ("2 times a day for 10 days") restates the timing only
     if from_text.unit != structured.unit:
-        return structured  # "1 tablet" and "10mg": comparing needs the strength
+        # "1 tablet" and "20mg": comparing needs the strength, known where the product is (``settle_units``)
+        structured.text_reading = from_text
+        structured.pending = (
+            f'the text "{from_text.text}" reads {_plain(from_text.daily.high)} {from_text.unit} a day and the '
+            f"structured dose {_plain(structured.daily.high)} {structured.unit}: not compared"
+        )
+        structured.uncertain = True
+        structured.reasons = [*structured.reasons, structured.pending]
+        return structured
     said, coded = from_text.daily.high, structured.daily.high
     if said == coded:
         return structured
@@ -335,6 +387,47 @@ def _agree(structured: DoseLine, text: str, result: DailyDosage) -> DoseLine:
     chosen.uncertain = True
     chosen.reasons = [*chosen.reasons, reason]
     return chosen
+
+
+def _note(line: DoseLine, reason: str) -> str:
+    return f"uncertain dose ({line.text or 'structured'}): {reason}"
+
+
+def _mg(amount: Amount, mg_per: Callable[[str], Decimal | None]) -> Decimal | None:
+    if amount.unit == "mg":
+        return amount.high
+    per_unit = mg_per(amount.unit)
+    return None if per_unit is None else amount.high * per_unit
+
+
+def settle_units(dosage: DailyDosage, mg_per: Callable[[str], Decimal | None]) -> None:
+    """Structured doses whose text reads in another unit, compared in mg now the product's strength is known
+    (``mg_per(unit)``: mg in one unit or ml): equal, the flag goes; different, the higher counts, flagged; not
+    comparable (no strength), the structured dose counts and the flag stays."""
+    for index, line in enumerate(dosage.lines):
+        other, pending = line.text_reading, line.pending
+        if other is None or pending is None:
+            continue
+        line.text_reading = line.pending = None
+        structured_mg, text_mg = _mg(line.daily, mg_per), _mg(other.daily, mg_per)
+        if structured_mg is None or text_mg is None:
+            continue  # the pending reason stays: the line is uncertain
+        line.reasons.remove(pending)
+        if _note(line, pending) in dosage.notes:
+            dosage.notes.remove(_note(line, pending))
+        line.uncertain = bool(line.reasons)
+        if text_mg == structured_mg:
+            continue
+        reason = (
+            f'the text "{other.text}" reads {_plain(text_mg)} mg a day and the structured dose '
+            f"{_plain(structured_mg)} mg: the higher was counted"
+        )
+        chosen = other if text_mg > structured_mg else line
+        chosen.prn = chosen.prn or line.prn
+        chosen.uncertain = True
+        chosen.reasons = [*chosen.reasons, reason]
+        dosage.notes += [_note(chosen, r) for r in chosen.reasons if _note(chosen, r) not in dosage.notes]
+        dosage.lines[index] = chosen
 
 
 def _plain(value: Decimal) -> str:
@@ -369,6 +462,8 @@ def daily_dosage(resource: dict[str, Any]) -> DailyDosage:
             result.notes += [f"uncertain dose ({line.text or 'structured'}): {reason}" for reason in line.reasons]
         if line.prn is False and _as_needed(dosage):
             line.prn = True
+        if line.text_reading is not None and _as_needed(dosage):
+            line.text_reading.prn = True
         result.lines.append(line)
     if problems:
         if result.lines:

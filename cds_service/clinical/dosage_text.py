@@ -98,6 +98,60 @@ class Reading:
 
 
 # --- normalising -----------------------------------------------------------------------------------------------
+_EXTRA_SLOT = r"(?:\s+(?:at |in the |each |every )?(?:night|bedtime|morning|evening|nocte|mane)\b)"
+_EXTRA_AFTER = (
+    r"(?:\s+(?:after|in|within)\s+(?:at least\s+)?\d+(?:\.\d+)?(?:\s*-\s*\d+(?:\.\d+)?)?\s*"
+    r"(?:hours?|hrs?|h|minutes?|mins?)\b)?"
+)
+_EXTRA_PRN = r"(?:\s*,?\s*(?:if|when|as)\s+(?:needed|necessary|required)\b)?"
+_EXTRA_PHRASES = (
+    # "double dose at night", "with a double dose", "may double the dose"
+    r"\b(?:with |and |plus |but )?(?:a |the )?double(?:\s+(?:the\s+|a\s+)?dose)?",
+    # "may repeat once", "repeat after 2 hours", "repeat dose after 4 hours if needed"
+    r"\b(?:(?:may|can|to)\s+(?:be\s+)?)?repeat(?:ed)?(?:\s+(?:the\s+)?dose)?(?:\s+(?:once|1)\b)?"
+    r"(?:\s+(?:after|in|within)\s+\d+(?:\.\d+)?(?:\s*-\s*\d+(?:\.\d+)?)?\s*(?:hours?|hrs?|h|minutes?|mins?)\b)?"
+    r"(?:\s+(?:once|1)\b)?",
+    # "may take another", "may take a further tablet", "a further dose", "another dose"
+    r"\b(?:(?:may|can)\s+(?:take|have|give)\s+)(?:another|a further|an extra|an additional|1 more|1 further|1 extra)"
+    r"(?:\s+(?:dose|tablet|tab|capsule|cap|sachet|patch|spoonful|5\s*ml)s?\b)?",
+    r"\b(?:a |1 )?further dose\b|\banother dose\b",
+    # "may take again after 2 hours", "can take a second dose after 4 hours"
+    r"\b(?:(?:may|can)\s+(?:take|have|give|use)\s+)?(?:(?:it|this|them|the dose)\s+)?again\b",
+    r"\b(?:(?:may|can)\s+(?:take|have|give)\s+)?(?:a\s+)?(?:second|2nd)\s+dose\b",
+)
+
+
+def _extra_doses(text: str, notes: list[str]) -> str:
+    """ "Repeat", "double dose", "a further dose", "may take another": an extra dose, marked for the reader.
+
+    ``extraone``: one further dose a day (a stated time, or "once"); ``extraeach``: each dose may be repeated.
+    """
+
+    def mark(m: re.Match[str]) -> str:
+        once = bool(m["slot"]) or bool(re.search(r"\b(?:once|1)\b", m[0].split("after")[0][-8:]))
+        return f" extra{'one' if once else 'each'} "
+
+    # "do not take a double dose", "do not repeat": a warning, not a dose
+    text, n = re.subn(
+        r"\b(?:do not|don't|dont|never|not to)\s+(?:take\s+|give\s+)?(?:a\s+)?(?:double|repeat|take again)\w*"
+        r"(?:\s+(?:the\s+)?dose)?",
+        " ",
+        text,
+    )
+    if n:
+        notes.append("a warning not to double or repeat a dose is not a dose")
+    # "one four times a day, two if severe": a higher dose at the same times, marked for the reader
+    text = re.sub(
+        r"(?:\b(?:can|may)\s+(?:take|have|increase to)\s+)?\b(\d+(?:\.\d+)?)\s*(?:tablets?|tabs?|capsules?|caps?)?\s*"
+        r"(?:if|when)\s+(?:the\s+)?(?:pain\s+(?:is\s+)?)?(?:severe|bad|worse)\b",
+        lambda m: f" altdose{m[1]} ",
+        text,
+    )
+    for phrase in _EXTRA_PHRASES:
+        text = re.sub(rf"(?:{phrase}){_EXTRA_AFTER}(?P<slot>{_EXTRA_SLOT})?{_EXTRA_PRN}", mark, text)
+    return text
+
+
 def _normalise(text: str, notes: list[str]) -> str:
     text = text.lower().replace("½", " 1/2 ").replace("¼", " 1/4 ").replace("–", "-").replace("—", "-")
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
@@ -127,6 +181,25 @@ def _normalise(text: str, notes: list[str]) -> str:
     text = re.sub(r"(?<![\d/])\b3/4\b(?!/)", "0.75", text)
     for word, digit in _WORDS.items():
         text = re.sub(rf"\b{word}\b", digit, text)
+    text = _extra_doses(text, notes)
+    # Roman numerals as doses ("ii tds", "i nocte"): only before a unit or a UK frequency abbreviation.
+    after = r"(?=\s*(?:tabs?\b|tablets?\b|caps?\b|capsules?\b|od\b|om\b|on\b|bd\b|tds\b|qds\b|mane\b|nocte\b|prn\b))"
+    text = re.sub(rf"\biii\b{after}", "3", text)
+    text = re.sub(rf"\bii\b{after}", "2", text)
+    text = re.sub(rf"\bi\b{after}", "1", text)
+    # "total 120mg daily in 2 divided doses", "120mg daily in divided doses": the total is the day's dose.
+    text, n = re.subn(r"\bin\s+(?:\d+\s+)?divided\s+doses\b", " ", text)
+    if n:
+        text = re.sub(r"\b(?:a\s+)?total(?:\s+of)?\s+(?=\d)", " ", text)
+        notes.append("a daily total in divided doses was read as the day's dose")
+    text = re.sub(r"=\s*(?=\d)", " total ", text)  # "60mg bd = 120mg/day": a stated total
+    # A daily total restated in brackets ("2 every 12 hours (4 a day)") is compared with the reading, not added.
+    text = re.sub(
+        r"\(\s*(?:=\s*|i\.e\.?\s*|total(?:\s+of)?\s*)?(\d+(?:\.\d+)?)\s*"
+        r"((?:tablets?|tabs?|capsules?|caps?|mg|mls?)\s*)?(?:a day|per day|daily|in 24 hours|/day|a 24 hours?)\s*\)",
+        lambda m: f" total {m[1]} {m[2] or ''} a day ",
+        text,
+    )
     # "a tablet", "a further tablet", "an extra capsule": one
     text = re.sub(
         r"\b(?:a|an|another|a further|an extra|an additional|one more|1 more|1 further|1 extra)\s+"
@@ -227,7 +300,7 @@ def _count_cap(m: re.Match[str]) -> Token:
 )
 def _cap(m: re.Match[str]) -> Token:
     value, unit = _mass(_d(m[1]), _unit(m[2] or ""))
-    return Token("cap", m.start(), value, value, unit, label="" if m[2] else "bare")
+    return Token("cap", m.start(), value, value, unit, label="" if m[2] else "bare", up_to=m[0].startswith("up to"))
 
 
 @_token(
@@ -246,7 +319,7 @@ def _cap_without_period(m: re.Match[str]) -> Token:
 
 
 @_token(
-    rf"\b(?:every|each|q)\s*{_NUM}\s*(?:-|to|or)\s*{_NUM}\s*{_HOURS}|\b{_NUM}\s*(?:-|to)\s*{_NUM}\s*(?:hourly|hrly)\b"
+    rf"\b(?:every|each|q)\s*{_NUM}\s*(?:-|to|or)\s*{_NUM}\s*{_HOURS}|\b{_NUM}\s*(?:-|to|or)\s*{_NUM}\s*(?:hourly|hrly)\b"
 )
 def _every_hours_range(m: re.Match[str]) -> Token:
     first, second = (_d(v) for v in m.groups() if v is not None)
@@ -368,6 +441,16 @@ def _bare_clock(m: re.Match[str]) -> Token:
 @_token(r"\b(?:" + "|".join(f"(?P<{name}>{pattern})" for name, pattern in _SLOTS.items()) + r")")
 def _slot(m: re.Match[str]) -> Token:
     return Token("slot", m.start(), label=next(name for name, value in m.groupdict().items() if value))
+
+
+@_token(r"\baltdose(\d+(?:\.\d+)?)\b")
+def _alternative_dose(m: re.Match[str]) -> Token:
+    return Token("alternative", m.start(), _d(m[1]), _d(m[1]))
+
+
+@_token(r"\bextra(one|each)\b")
+def _extra(m: re.Match[str]) -> Token:
+    return Token("extra", m.start(), label=m[1])
 
 
 @_token(r"\b(?:stat|statim|immediately|at once|straight away|now)\b")
@@ -760,7 +843,15 @@ def _read_phase(lowered: str, original: str, default_per_day: PerDay | None = No
     if len(units) > 1:
         raise DosageError(f'"{original}" has doses in different units ({", ".join(sorted(units))})')
     unit = units.pop()
-    low = high = Decimal(0)
+    # "two if severe": the dose before it may be this higher dose, at its own times
+    for alternative in (t for t in tokens if t.kind == "alternative"):
+        owner = next((g for g in reversed(dosed) if g.start <= alternative.start), dosed[0])
+        if owner.dose_high is not None and alternative.high > owner.dose_high:
+            owner.dose_high = alternative.high
+            doubts.append(
+                f"a higher dose ({_plain(alternative.high)}) if the pain is severe was counted at the same times"
+            )
+    low = high = regular = Decimal(0)
     per_days: list[PerDay | None] = []
     for group in dosed:
         per_day = _per_day(group, doubts)
@@ -772,6 +863,20 @@ def _read_phase(lowered: str, original: str, default_per_day: PerDay | None = No
         assert group.dose_low is not None and group.dose_high is not None
         low += Decimal(0) if (group.prn or group.up_to) else group.dose_low * per_day[0]
         high += group.dose_high * per_day[1]
+        if not (group.prn or group.up_to) and group.dose_low == group.dose_high and per_day[0] == per_day[1]:
+            regular += group.dose_high * per_day[1]  # a fixed regular dose: no maximum lowers it
+    # "repeat", "double dose at night", "may take another": one further dose (each time, unless stated once)
+    for extra in (t for t in tokens if t.kind == "extra"):
+        owner = next((g for g in reversed(dosed) if g.start <= extra.start), dosed[0])
+        owner_per_day = per_days[dosed.index(owner)]
+        if owner_per_day is None or owner.dose_high is None:
+            continue
+        times = Decimal(1) if extra.label == "one" else max(owner_per_day[1], Decimal(1))
+        high += owner.dose_high * times
+        doubts.append(
+            f"a repeat or extra dose was counted as {_plain(times)} further dose(s) of {_plain(owner.dose_high)} a day "
+            "(the highest plausible reading)"
+        )
     all_prn = all(g.prn or g.up_to for g in dosed)
     top_dose = max(g.dose_high for g in dosed if g.dose_high is not None)
     # A maximum: in the dose's unit, or (a bare number on a dose in mg or ml, or "doses") a number of doses.
@@ -788,20 +893,62 @@ def _read_phase(lowered: str, original: str, default_per_day: PerDay | None = No
     if count_caps:
         by_count = min(c.high for c in count_caps) * top_dose
         cap_value = by_count if cap_value is None else min(cap_value, by_count)
+    open_ended = False  # an as-needed dose with no frequency: the maximum, when stated, is its top
     if any(p is None for p in per_days):
         if len(dosed) == 1 and cap_value is not None:
             return Reading(Decimal(0), cap_value, unit, True, groups, doubts, cap_value, notes)
-        raise DosageError(f'no frequency in "{original}"')
-    if cap_value is not None and cap_value < high:
-        high = cap_value
-        low = min(low, high)
-        notes.append("the stated maximum limits the daily dose")
+        untimed = [g for g, p in zip(dosed, per_days, strict=True) if p is None]
+        if len(untimed) == len(dosed) or not all(g.prn for g in untimed):
+            raise DosageError(f'no frequency in "{original}"')
+        # "1 bd and 1 prn", "1 tds + 1 prn": the regular part, plus one as-needed dose a day (or the maximum)
+        open_ended = True
+        for group in untimed:
+            high += group.dose_high or Decimal(0)
+        if cap_value is None:
+            doubts.append(
+                "an as-needed dose with no frequency or maximum: one such dose a day was counted with the regular dose"
+            )
+    if any(cap.up_to for cap in caps):
+        regular = Decimal(0)  # "every 2 hours up to a maximum of 10 a day": the doses are "up to" the maximum
+    if cap_value is not None:
+        high, low = _apply_cap(cap_value, low, high, regular, open_ended, doubts, notes)
     for total in (t for t in tokens if t.kind == "total"):
         if total.unit != unit or total.high != high:
             doubts.append(f"the stated total ({_plain(total.high)} {total.unit} a day) differs: the higher was counted")
             if total.unit == unit and total.high > high:
                 high = total.high
     return Reading(low, high, unit, all_prn, groups, doubts, cap_value, notes)
+
+
+def _apply_cap(
+    cap: Decimal, low: Decimal, high: Decimal, regular: Decimal, open_ended: bool, doubts: list[str], notes: list[str]
+) -> tuple[Decimal, Decimal]:
+    """(high, low) after a stated maximum. A maximum limits only what is as needed, "up to" or a range: never a
+    fixed regular dose (a maximum below it contradicts it, and the higher counts, flagged); above a fixed regular
+    dose it reads as "up to" the maximum (the maximum counts, flagged)."""
+    if regular == high and not open_ended:  # every dose is fixed and regular
+        if cap < high:
+            doubts.append(
+                f"the stated maximum ({_plain(cap)} a day) is below the regular dose ({_plain(high)} a day): "
+                "the regular dose was counted"
+            )
+            return high, min(low, cap)
+        if cap > high:
+            doubts.append(
+                f'a maximum of {_plain(cap)} a day above the regular dose ({_plain(high)} a day) was read as "up to" '
+                "the maximum"
+            )
+            return cap, low
+        return high, low
+    if cap < regular:
+        doubts.append(
+            f"the stated maximum ({_plain(cap)} a day) is below the regular dose ({_plain(regular)} a day): "
+            "the regular dose was counted"
+        )
+    top = max(regular, cap) if open_ended else max(regular, min(high, cap))
+    if top < high:
+        notes.append("the stated maximum limits the daily dose")
+    return top, min(low, top)
 
 
 def _mass(value: Decimal, unit: str) -> tuple[Decimal, str]:
@@ -823,6 +970,11 @@ def _dedupe(groups: list[Group], original: str) -> list[Group]:
     return groups
 
 
+def has_number(text: str) -> bool:
+    """Whether a text names a number (digits, or a number word: "TWO tablets")."""
+    return bool(re.search(r"\d", _normalise(str(text), [])))
+
+
 def frequency_of(text: str) -> PerDay | None:
     """Administrations per day of a timing text alone ("twice a day", "q4h", "morning and night"), or None."""
     group = Group()
@@ -836,4 +988,4 @@ def frequency_of(text: str) -> PerDay | None:
     return _per_day(group, [])
 
 
-__all__ = ["Group", "Reading", "frequency_of", "read_dose_text"]
+__all__ = ["Group", "Reading", "frequency_of", "has_number", "read_dose_text"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from cds_service.clinical.dosage import DosageError, DoseLine, daily_dosage
+from cds_service.clinical.dosage import DosageError, DoseLine, daily_dosage, settle_units
 from cds_service.clinical.knowledge.identify import Identified, identify
 from cds_service.clinical.knowledge.model import Knowledge, Product
 from cds_service.clinical.knowledge.names import classify_form
@@ -490,6 +490,7 @@ def _quantify(order: OrderOme, resource: dict[str, Any], knowledge: Knowledge, p
         except DosageError as exc:
             order.reason = str(exc)
             return
+        settle_units(dosage, product.mg_per)  # a text in mg beside a dose in tablets, or the reverse
         order.dose_basis = dosage.basis
         order.flags += dosage.notes
         order.lines = dosage.lines
