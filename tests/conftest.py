@@ -49,3 +49,19 @@ def secure_settings(tmp_path: Path, es384_key: SigningKey, rs384_key: SigningKey
 @pytest.fixture
 def secure_client(secure_settings: Settings):
     return create_app(secure_settings).test_client()
+
+
+@pytest.fixture(scope="session")
+def knowledge():
+    """The committed medication knowledge (products, factors), loaded once for the whole run."""
+    from cds_service.clinical.knowledge.loader import load_knowledge
+
+    return load_knowledge()
+
+
+@pytest.fixture(scope="session")
+def codes():
+    """The SNOMED CT code sets the facts need, loaded once for the whole run."""
+    from cds_service.assess import clinical_codes
+
+    return clinical_codes()

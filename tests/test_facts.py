@@ -8,14 +8,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
-
-from cds_service.assess import clinical_codes
 from cds_service.clinical import facts
 from cds_service.clinical.facts import FACTS, PLACEHOLDER_WIDTH, build_facts, card_text, working_days_between
 from cds_service.clinical.facts.registry import CARD_VALUES, STRUCTURAL_KEYS
 from cds_service.clinical.knowledge.identify import Identified
-from cds_service.clinical.knowledge.loader import load_knowledge
 from cds_service.clinical.knowledge.model import Product
 from cds_service.clinical.ome import OmeResult, OrderOme, record_ome
 from cds_service.clinical.record import PatientRecord, record_from_document, record_from_resources
@@ -40,16 +36,6 @@ FIXTURE_REQUESTS = [
     "repeat/review-overdue/fires-no-review.json",
 ]
 PYTHON_TYPES = {"number": (int, float), "bool": (bool,), "string": (str,)}
-
-
-@pytest.fixture(scope="module")
-def knowledge():
-    return load_knowledge()
-
-
-@pytest.fixture(scope="module")
-def codes():
-    return clinical_codes()
 
 
 def _facts(record: PatientRecord, knowledge, codes, hook: str = "order-sign", today: date = TODAY):

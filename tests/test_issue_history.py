@@ -10,12 +10,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-import pytest
-
 from cds_service.app import create_app
-from cds_service.assess import clinical_codes
 from cds_service.clinical.facts import build_facts
-from cds_service.clinical.knowledge.loader import load_knowledge
 from cds_service.clinical.ome import record_ome
 from cds_service.clinical.record import PatientRecord, record_from_document
 from cds_service.protocol.hooks import within_history_window
@@ -26,16 +22,6 @@ SETTINGS = {"older_adult_age_years": 65, "suppress_in_palliative_care": True}
 DMD = "https://dmd.nhs.uk"
 MORPHINE_MR_30 = "Morphine 30mg modified-release tablets"
 CONTINUOUS = {"coding": [{"code": "continuous"}]}
-
-
-@pytest.fixture(scope="module")
-def knowledge():
-    return load_knowledge()
-
-
-@pytest.fixture(scope="module")
-def codes():
-    return clinical_codes()
 
 
 def _facts(record: PatientRecord, knowledge, codes):

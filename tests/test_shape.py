@@ -28,11 +28,6 @@ BASE_TOPICS = {"dose/high-ome", "combination/multiple-strong-opioids"}
 DRAFT_PATH = "context.draftOrders.entry[0].resource"
 
 
-@pytest.fixture(scope="module")
-def knowledge():
-    return load_knowledge()
-
-
 def _sign_with(change) -> dict[str, Any]:
     body = load_request("order-sign.json")
     change(body["context"]["draftOrders"]["entry"][0]["resource"])

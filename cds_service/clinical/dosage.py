@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from cds_service.clinical.units import DAYS_PER, MASS_TO_MG, days_per
+from cds_service.clinical.units import DAYS_PER, MASS_TO_MG, days_per, non_negative_decimal
 from cds_service.errors import DosageError
 
 # HL7 v3 GTSAbbreviation (FHIR timing-abbreviation) -> administrations per day.
@@ -114,13 +114,7 @@ class DailyDosage:
 
 
 def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        result = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return result if result.is_finite() and 0 <= result < TOO_LARGE else None
+    return non_negative_decimal(value, TOO_LARGE)
 
 
 def normalise_unit(raw: Any) -> str:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
 from cds_service.clinical.dosage import normalise_unit
-from cds_service.clinical.units import DAYS_PER, MASS_TO_MG
+from cds_service.clinical.units import DAYS_PER, MASS_TO_MG, non_negative_decimal
 
 HALF_FLAG = "a part patch? counted as one whole patch"
 PART_TIME_FLAG = "patch worn part of the day? counted as worn all day"
@@ -74,13 +74,7 @@ class PatchDose:
 
 
 def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        result = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return result if result.is_finite() and result >= 0 else None
+    return non_negative_decimal(value)
 
 
 def _structured_count(dosage: dict[str, Any], rate: Decimal, flags: list[str]) -> tuple[Decimal, Decimal] | None:

@@ -7,7 +7,7 @@ a month is counted as 30 days and a year as 365, as dm+d pack sizes and UK 28/30
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 # A mass unit (as written in dm+d names, FHIR Quantity units and free text) -> milligrams.
 MASS_TO_MG: dict[str, Decimal] = {
@@ -55,6 +55,20 @@ PERIOD_WORDS: dict[str, str] = {
     "year": "a",
     "years": "a",
 }
+
+
+def non_negative_decimal(value: object, below: Decimal | None = None) -> Decimal | None:
+    """A number or numeric text as a finite, non-negative Decimal (below ``below`` when given); None otherwise.
+    A bool is never a number here."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    if not result.is_finite() or result < 0 or (below is not None and result >= below):
+        return None
+    return result
 
 
 def quantity_value(value: object) -> Decimal | None:
