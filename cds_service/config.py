@@ -22,6 +22,10 @@ ALLOWED_JWT_ALGORITHMS = frozenset({"ES256", "ES384", "ES512", "RS256", "RS384",
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
+# gunicorn's access-log line without the query string: %(U)s is the path alone, where the default's %(r)s (the
+# request line) and %(f)s (the referer) would carry any ``?access_token=...`` a client put in the URL.
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -40,6 +44,9 @@ class Settings:
     fhir_timeout_seconds: float = 2.0  # total, for all prefetch fetching of one request
     fhir_max_pages: int = 10
     fhir_max_response_bytes: int = 10 * 1024 * 1024
+    # fhirServer base URLs the service may call with the client's token (an issuer's own list wins); empty means
+    # none with auth required, and loopback hosts only with auth off
+    fhir_servers: tuple[str, ...] = ()
     profile: str = "uk"  # OME factor profile: uk | cdc-2022 | cdc-2016
     rules_dir: Path | None = None  # default: resources.default_rules_dir() (in the package, or the checkout)
     settings_file: Path | None = None  # a practice's settings layered over rules/settings.yaml
@@ -94,6 +101,17 @@ def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _fhir_servers(env: Mapping[str, str]) -> tuple[str, ...]:
+    servers = tuple(u.rstrip("/") for u in _list(env, "OPIOID_CDS_FHIR_SERVERS", ()))
+    for url in servers:
+        parts = urlsplit(url)
+        if not (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)):
+            raise ConfigError(f"OPIOID_CDS_FHIR_SERVERS has {url!r}: must be https (http only on loopback)")
+        if not parts.hostname or parts.query or parts.fragment or parts.username or parts.password:
+            raise ConfigError(f"OPIOID_CDS_FHIR_SERVERS has {url!r}: give a plain base URL")
+    return servers
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Read settings from ``env`` (default ``os.environ``); keyword overrides win (used by tests and the CLI)."""
     env = os.environ if env is None else env
@@ -133,6 +151,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "fhir_timeout_seconds": _float(env, "OPIOID_CDS_FHIR_TIMEOUT", 2.0),
         "fhir_max_pages": _int(env, "OPIOID_CDS_FHIR_MAX_PAGES", 10),
         "fhir_max_response_bytes": _int(env, "OPIOID_CDS_FHIR_MAX_RESPONSE_BYTES", 10 * 1024 * 1024),
+        "fhir_servers": _fhir_servers(env),
         "profile": (env.get("OPIOID_CDS_PROFILE") or "uk").strip(),
         "rules_dir": Path(env["OPIOID_CDS_RULES"]) if env.get("OPIOID_CDS_RULES") else None,
         "settings_file": Path(env["OPIOID_CDS_SETTINGS"]) if env.get("OPIOID_CDS_SETTINGS") else None,

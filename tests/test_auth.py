@@ -320,3 +320,151 @@ def test_public_base_url_may_be_http_on_loopback_for_testing(tmp_path, es384_key
         "OPIOID_CDS_TRUSTED_ISSUERS": str(write_trust(tmp_path, [es384_key])),
     }
     assert load_settings(env).public_base_url == "http://127.0.0.1:8080"
+
+
+# --- issue #13 item 2: JWT hardening -------------------------------------------------------------------------------
+
+
+class _AcceptingStore:
+    """A replay store that remembers any expiry (as PostgreSQL does with a NaN float); isolates the time checks."""
+
+    def remember_jti(self, iss, jti, expires, now=None):
+        return True
+
+
+def _verifier(secure_settings, trust_path):
+    return JwtVerifier(secure_settings, load_trusted_issuers(trust_path), _AcceptingStore())
+
+
+@pytest.mark.parametrize("claim", ["iat", "nbf"])
+def test_nan_iat_or_nbf_is_refused(secure_client, es384_key, claim):
+    # NaN compares false with everything, so "iat/nbf in the future" could never fire.
+    _assert_bare_401(_call(secure_client, es384_key.sign(claims_for(PATH, **{claim: float("nan")}))))
+
+
+def test_nan_exp_is_refused_even_where_the_store_accepts_it(secure_settings, es384_key):
+    verifier = _verifier(secure_settings, secure_settings.trusted_issuers_file)
+    token = es384_key.sign(claims_for(PATH, exp=float("nan")))
+    with pytest.raises(Unauthorized) as refused:
+        verifier.verify(f"Bearer {token}", BASE_URL + PATH)
+    assert refused.value.reason == "exp is not a finite number"
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+@pytest.mark.parametrize(
+    "value", [float("inf"), float("-inf"), True, "1700000000", pytest.param(-(10**400), id="huge-int"), None]
+)
+def test_non_finite_or_non_numeric_time_claims_are_refused(secure_settings, es384_key, claim, value):
+    if value is None and claim == "nbf":
+        pytest.skip("nbf is optional: leaving it out is a valid token")
+    claims = claims_for(PATH)
+    claims[claim] = value
+    claims = {k: v for k, v in claims.items() if v is not None}
+    verifier = _verifier(secure_settings, secure_settings.trusted_issuers_file)
+    with pytest.raises(Unauthorized):
+        verifier.verify(f"Bearer {es384_key.sign(claims)}", BASE_URL + PATH)
+
+
+def test_aud_list_holding_the_right_url_and_another_is_refused(secure_client, es384_key):
+    aud = [BASE_URL + PATH, "https://other.example/cds-services/x"]
+    _assert_bare_401(_call(secure_client, es384_key.sign(claims_for(PATH, aud=aud))))
+
+
+def test_aud_list_holding_only_the_right_url_is_accepted(secure_client, es384_key):
+    assert _call(secure_client, es384_key.sign(claims_for(PATH, aud=[BASE_URL + PATH]))).status_code == 200
+
+
+def test_aud_empty_list_is_refused(secure_client, es384_key):
+    _assert_bare_401(_call(secure_client, es384_key.sign(claims_for(PATH, aud=[]))))
+
+
+def test_unreachable_jku_with_a_kid_in_the_pinned_jwks_is_verified_with_the_pinned_key(tmp_path, es384_key):
+    # The public CDS Hooks Sandbox signs this way: a jku we cannot (or should not) fetch, a kid we have pinned.
+    with fhir_server() as keys_server:
+        keys_server.routes["/fhir/jwks"] = lambda _req: (500, {}, 0.0)
+        jku = f"{keys_server.base_url}/jwks"
+        client = _secure_client(tmp_path, write_trust(tmp_path, [es384_key], jku=[jku]))
+        assert _call(client, es384_key.sign(claims_for(PATH), headers={"jku": jku})).status_code == 200
+        unlisted = es384_key.sign(claims_for(PATH), headers={"jku": "https://unreachable.invalid/jwks"})
+        assert _call(client, unlisted).status_code == 200
+        assert keys_server.requests == []  # the pinned key set won: jku was never fetched
+
+
+def test_unreachable_jku_with_a_kid_not_pinned_is_refused(tmp_path, es384_key):
+    stranger = SigningKey.generate("ES384", kid="not-pinned")
+    with fhir_server() as keys_server:
+        keys_server.routes["/fhir/jwks"] = lambda _req: (500, {}, 0.0)
+        jku = f"{keys_server.base_url}/jwks"
+        client = _secure_client(tmp_path, write_trust(tmp_path, [es384_key], jku=[jku]))
+        _assert_bare_401(_call(client, stranger.sign(claims_for(PATH), headers={"jku": jku})))
+        # a kid outside the pinned set still needs an allow-listed jku, and is never fetched from another
+        _assert_bare_401(_call(client, stranger.sign(claims_for(PATH), headers={"jku": "https://evil.invalid/k"})))
+
+
+def test_pinned_kid_with_a_forged_signature_is_refused_whatever_jku_says(tmp_path, es384_key):
+    forger = SigningKey.generate("ES384", kid=es384_key.kid)  # same kid, another private key
+    with fhir_server() as keys_server:
+        keys_server.routes["/fhir/jwks"] = lambda _req: (200, {"keys": [forger.public_jwk()]}, 0.0)
+        jku = f"{keys_server.base_url}/jwks"
+        client = _secure_client(tmp_path, write_trust(tmp_path, [es384_key], jku=[jku]))
+        _assert_bare_401(_call(client, forger.sign(claims_for(PATH), headers={"jku": jku})))
+        assert keys_server.requests == []
+
+
+def test_query_string_access_token_leaves_no_trace_in_the_access_log(capsys):
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    from cds_service.config import ACCESS_LOG_FORMAT
+
+    secret = "eyJhbGciOiJFUzM4NCJ9.leaked-token.sig"
+
+    class _Req:
+        method, path, version = "POST", PATH, (1, 1)
+        query = f"access_token={secret}"
+        uri = f"{PATH}?{query}"
+        headers = (("REFERER", f"https://ehr.example{PATH}?access_token={secret}"),)
+
+    class _Resp:
+        status, status_code, sent, response_length = "200 OK", 200, 2, 2
+        headers = ()
+
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "RAW_URI": _Req.uri,
+        "PATH_INFO": PATH,
+        "QUERY_STRING": _Req.query,
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_REFERER": _Req.headers[0][1],
+    }
+    import datetime
+
+    def line(fmt):
+        cfg = Config()
+        cfg.set("accesslog", "-")
+        cfg.set("access_log_format", fmt)
+        Logger(cfg).access(_Resp(), _Req(), environ, datetime.timedelta(seconds=0.01))
+        return capsys.readouterr()
+
+    default = line(Config().access_log_format)
+    assert secret in default.out + default.err  # gunicorn's default format does log it (what cli.py uses today)
+    ours = line(ACCESS_LOG_FORMAT)
+    assert PATH in ours.out + ours.err and "POST" in ours.out + ours.err
+    assert secret not in ours.out + ours.err and "access_token" not in ours.out + ours.err
+
+
+def test_query_string_access_token_is_not_in_the_service_logs(secure_client, es384_key, caplog):
+    secret = "query-string-secret-token-value"
+    caplog.set_level(logging.DEBUG)
+    token = es384_key.sign(claims_for(PATH))
+    response = secure_client.post(
+        f"{PATH}?access_token={secret}",
+        json=load_request("order-sign.json"),
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 200
+    assert secret not in caplog.text
+    denied = secure_client.post(f"{PATH}?access_token={secret}", json=load_request("order-sign.json"))
+    _assert_bare_401(denied)
+    assert secret not in caplog.text

@@ -3,9 +3,10 @@
 A request is accepted only if its JWT:
 - is signed with an allowed asymmetric algorithm (never ``none`` or HMAC);
 - comes from an allow-listed ``iss``, whose keys come from its JWKS file, its JWKS URL, or a ``jku`` header that
-  is on that issuer's allow-list (key sets are cached and refetched once when a ``kid`` is unknown);
-- has ``aud`` equal to the exact external URL called;
-- is within ``exp``/``iat``/``nbf`` (small clock skew), with ``exp`` at most five minutes ahead;
+  is on that issuer's allow-list (key sets are cached and refetched once when a ``kid`` is unknown); a ``kid`` found
+  in the issuer's pinned JWKS file is verified with that file whatever ``jku`` says, and ``jku`` is not fetched;
+- has ``aud`` equal to the exact external URL called (a string, or a list holding only that URL);
+- is within ``exp``/``iat``/``nbf`` (finite numbers, small clock skew), with ``exp`` at most five minutes ahead;
 - carries a ``jti`` not seen before (replay cache shared by all workers, kept until the token expires);
 - has a ``tenant`` on the issuer's allow-list when one is configured.
 ``sub`` is accepted and ignored. Any failure is a bare 401; the reason goes to the log, the token never does.
@@ -15,6 +16,7 @@ The trusted-issuer file format is documented in docs/security.md.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +28,7 @@ from urllib.parse import urlsplit
 import jwt
 import requests
 import yaml
+from flask import g, has_request_context
 from jwt import PyJWK
 from jwt.exceptions import PyJWKError, PyJWTError
 
@@ -42,6 +45,7 @@ class TrustedIssuer:
     jku: tuple[str, ...] = ()
     tenants: tuple[str, ...] = ()
     algorithms: tuple[str, ...] = ()
+    fhir_servers: tuple[str, ...] = ()  # fhirServer base URLs this issuer's clients may send (else the global list)
 
 
 def _secure_url(url: Any, where: str) -> str:
@@ -64,7 +68,7 @@ def load_trusted_issuers(path: Path) -> dict[str, TrustedIssuer]:
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: expected a non-empty list under 'issuers:'")
     issuers: dict[str, TrustedIssuer] = {}
-    known = {"iss", "jwks_file", "jwks_url", "jku", "tenants", "algorithms"}
+    known = {"iss", "jwks_file", "jwks_url", "jku", "tenants", "algorithms", "fhir_servers"}
     for index, entry in enumerate(entries):
         where = f"{path}: issuers[{index}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("iss"), str) or not entry["iss"]:
@@ -86,7 +90,10 @@ def load_trusted_issuers(path: Path) -> dict[str, TrustedIssuer]:
         if bad:
             raise ConfigError(f"{where}: algorithms {bad} are not allowed (asymmetric only)")
         tenants = tuple(str(t) for t in entry.get("tenants") or ())
-        issuer = TrustedIssuer(entry["iss"], jwks_file, jwks_url, jku, tenants, algorithms)
+        fhir_servers = tuple(
+            _secure_url(u, f"{where}.fhir_servers").rstrip("/") for u in entry.get("fhir_servers") or []
+        )
+        issuer = TrustedIssuer(entry["iss"], jwks_file, jwks_url, jku, tenants, algorithms, fhir_servers)
         if issuer.iss in issuers:
             raise ConfigError(f"{where}: issuer {issuer.iss!r} is listed twice")
         issuers[issuer.iss] = issuer
@@ -197,25 +204,35 @@ class JwtVerifier:
             raise Unauthorized(f"issuer {unverified.get('iss')!r} is not trusted")
         if issuer.algorithms and alg not in issuer.algorithms:
             raise Unauthorized(f"algorithm {alg!r} is not accepted for {issuer.iss}")
-        source = self._key_source(issuer, header.get("jku"))
         now = self.clock()
         kid = header.get("kid") if isinstance(header.get("kid"), str) else None
+        source = self._key_source(issuer, header.get("jku"), kid, now)
         candidates = [k for k in self.jwks.keys_for(source, kid, now) if k.usable_for(alg)]
         if not candidates:
             raise Unauthorized(f"no key for kid {kid!r} in {source}")
         claims = self._decode(token, candidates, alg, audience, issuer.iss)
+        if claims.get("aud") not in (audience, [audience]):
+            # PyJWT accepts a list that merely contains the audience; the spec's aud is the one URL called.
+            raise Unauthorized("aud is not exactly the URL called")
         self._check_times(claims, now)
         if issuer.tenants and claims.get("tenant") not in issuer.tenants:
             raise Unauthorized(f"tenant {claims.get('tenant')!r} is not allowed for {issuer.iss}")
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti:
             raise Unauthorized("no jti")
-        expires = float(claims["exp"]) + self.settings.jwt_leeway_seconds
+        expires = _numeric_date(claims, "exp") + self.settings.jwt_leeway_seconds
         if not self.store.remember_jti(issuer.iss, jti, expires, now=now):
             raise Unauthorized("jti replayed")
+        _remember_issuer(issuer)
         return claims
 
-    def _key_source(self, issuer: TrustedIssuer, jku: Any) -> str:
+    def _key_source(self, issuer: TrustedIssuer, jku: Any, kid: str | None, now: float) -> str:
+        if issuer.jwks_file and kid is not None:
+            # A pinned (configured) key set wins: a kid found there is verified with it whatever jku says, and jku
+            # is then never fetched (the public CDS Hooks Sandbox sends an unreachable jku with a published kid).
+            pinned = str(issuer.jwks_file)
+            if self.jwks.keys_for(pinned, kid, now):
+                return pinned
         if jku is not None:
             if jku not in issuer.jku:
                 raise Unauthorized(f"jku {jku!r} is not allow-listed for {issuer.iss}")
@@ -253,14 +270,42 @@ class JwtVerifier:
 
     def _check_times(self, claims: dict[str, Any], now: float) -> None:
         skew = self.settings.jwt_leeway_seconds
-        for name in ("exp", "iat", "nbf"):
-            if name in claims and (isinstance(claims[name], bool) or not isinstance(claims[name], int | float)):
-                raise Unauthorized(f"{name} is not a number")
-        if now > claims["exp"] + skew:
+        exp, iat = _numeric_date(claims, "exp"), _numeric_date(claims, "iat")
+        nbf = _numeric_date(claims, "nbf") if "nbf" in claims else None
+        if now > exp + skew:
             raise Unauthorized("token expired")
-        if claims["exp"] > now + self.settings.jwt_max_future_exp_seconds + skew:
+        if exp > now + self.settings.jwt_max_future_exp_seconds + skew:
             raise Unauthorized("exp is more than five minutes ahead")
-        if claims["iat"] > now + skew:
+        if iat > now + skew:
             raise Unauthorized("iat is in the future")
-        if "nbf" in claims and claims["nbf"] > now + skew:
+        if nbf is not None and nbf > now + skew:
             raise Unauthorized("token not yet valid (nbf)")
+
+
+def _numeric_date(claims: dict[str, Any], name: str) -> float:
+    """A JWT NumericDate as a finite float; NaN, infinities, bools, strings and huge integers are refused
+    (every comparison with NaN is false, so a NaN ``nbf`` would otherwise pass every check)."""
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Unauthorized(f"{name} is not a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise Unauthorized(f"{name} is out of range") from None
+    if not math.isfinite(number):
+        raise Unauthorized(f"{name} is not a finite number")
+    return number
+
+
+_ISSUER_KEY = "opioid_cds_verified_issuer"
+
+
+def _remember_issuer(issuer: TrustedIssuer) -> None:
+    """Keep the verified issuer on the request (flask.g) so prefetch can apply its ``fhir_servers`` list."""
+    if has_request_context():
+        setattr(g, _ISSUER_KEY, issuer)
+
+
+def verified_issuer() -> TrustedIssuer | None:
+    """The issuer whose token authenticated the current request (None without auth or outside a request)."""
+    return getattr(g, _ISSUER_KEY, None) if has_request_context() else None
