@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import time
 from urllib.parse import unquote
 
 import pytest
+import requests
 
 from cds_service.app import create_app
-from cds_service.protocol.prefetch import Unobtainable, render_template
+from cds_service.config import load_settings
+from cds_service.protocol.prefetch import Unobtainable, fhir_server_refusal, render_template
 from tests.conftest import dev_settings
-from tests.helpers import fhir_server, load_request
+from tests.helpers import BASE_URL, claims_for, fhir_server, load_request, write_trust
 
 TOKEN = "opaque-fhir-access-token"
 
@@ -229,3 +232,126 @@ def test_fetched_bundle_with_a_broken_entry_is_412(client):
         fhir.routes["/fhir/Condition"] = lambda _r: (200, {"resourceType": "Bundle", "entry": [{"search": {}}]}, 0.0)
         response = client.post("/cds-services/opioid-patient-view", json=_request(fhir.base_url, drop=["conditions"]))
         assert response.status_code == 412
+
+
+# --- issue #13 item 2: fhirServer allow-list ------------------------------------------------------------------------
+
+PATIENT_VIEW = "/cds-services/opioid-patient-view"
+
+
+def _secure(tmp_path, es384_key, env=None, **issuer):
+    settings = load_settings(
+        {
+            "OPIOID_CDS_PUBLIC_BASE_URL": BASE_URL,
+            "OPIOID_CDS_TRUSTED_ISSUERS": str(write_trust(tmp_path, [es384_key], **issuer)),
+            "OPIOID_CDS_DATABASE_URL": f"sqlite:///{tmp_path}/t.sqlite3",
+            **(env or {}),
+        }
+    )
+    client = create_app(settings).test_client()
+
+    def post(body):
+        token = es384_key.sign(claims_for(PATIENT_VIEW))
+        return client.post(PATIENT_VIEW, json=body, headers={"Authorization": f"Bearer {token}"})
+
+    return post
+
+
+def _serving(fhir):
+    fhir.routes["/fhir/MedicationRequest"] = lambda _r: (200, _bundle(_med("m1")), 0.0)
+
+
+def test_fhir_server_off_the_issuer_allow_list_is_412_without_any_call(tmp_path, es384_key):
+    with fhir_server() as fhir:
+        _serving(fhir)
+        post = _secure(tmp_path, es384_key, fhir_servers=["https://ehr.allowed.example/fhir"])
+        response = post(_request(fhir.base_url, drop=["medications"]))
+        assert response.status_code == 412
+        assert "allow-list" in json.dumps(response.get_json())
+        assert fhir.requests == []  # the client's token went nowhere
+
+
+def test_fhir_server_with_no_allow_list_configured_is_412_without_any_call(tmp_path, es384_key):
+    # auth required and no list at all: no fhirServer may be called (a fuzzer cannot point us at outside hosts)
+    with fhir_server() as fhir:
+        _serving(fhir)
+        response = _secure(tmp_path, es384_key)(_request(fhir.base_url, drop=["medications"]))
+        assert response.status_code == 412
+        assert fhir.requests == []
+
+
+def test_fhir_server_on_the_issuer_allow_list_is_called(tmp_path, es384_key):
+    with fhir_server() as fhir:
+        _serving(fhir)
+        post = _secure(tmp_path, es384_key, fhir_servers=[fhir.base_url + "/"])  # a trailing slash is the same base
+        assert post(_request(fhir.base_url, drop=["medications"])).status_code == 200
+        assert len(fhir.requests) == 1
+
+
+def test_global_fhir_server_allow_list_applies_when_the_issuer_has_none(tmp_path, es384_key):
+    with fhir_server() as fhir:
+        _serving(fhir)
+        post = _secure(tmp_path, es384_key, env={"OPIOID_CDS_FHIR_SERVERS": f"https://x.example/fhir,{fhir.base_url}"})
+        assert post(_request(fhir.base_url, drop=["medications"])).status_code == 200
+        assert len(fhir.requests) == 1
+
+
+def test_issuer_fhir_server_list_wins_over_the_global_list(tmp_path, es384_key):
+    with fhir_server() as fhir:
+        _serving(fhir)
+        post = _secure(
+            tmp_path,
+            es384_key,
+            env={"OPIOID_CDS_FHIR_SERVERS": fhir.base_url},
+            fhir_servers=["https://ehr.allowed.example/fhir"],
+        )
+        assert post(_request(fhir.base_url, drop=["medications"])).status_code == 412
+        assert fhir.requests == []
+
+
+def test_dev_mode_with_a_list_refuses_a_loopback_fhir_server_off_it_without_any_call(tmp_path):
+    client = create_app(dev_settings(tmp_path, fhir_servers=("https://ehr.allowed.example/fhir",))).test_client()
+    with fhir_server() as fhir:
+        _serving(fhir)
+        response = client.post(PATIENT_VIEW, json=_request(fhir.base_url, drop=["medications"]))
+        assert response.status_code == 412
+        assert fhir.requests == []
+
+
+def test_dev_mode_without_a_list_refuses_an_outside_host_without_any_call(client, monkeypatch):
+    calls = []
+    monkeypatch.setattr(requests, "get", lambda *a, **k: calls.append(a) or pytest.fail("network call"))
+    response = client.post(PATIENT_VIEW, json=_request("https://fuzzer.example/fhir", drop=["medications"]))
+    assert response.status_code == 412
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://ehr.allowed.example/fhirx",  # a prefix of the name, not of the path
+        "https://ehr.allowed.example.evil.test/fhir",
+        "https://ehr.allowed.example/fhir@evil.test",
+        "https://user@ehr.allowed.example/fhir",
+        "https://ehr.allowed.example/fhir/../admin",
+        "https://ehr.allowed.example/fhir?x=1",
+        "http://ehr.allowed.example/fhir",
+    ],
+)
+def test_fhir_server_lookalikes_of_an_allowed_base_are_refused(url):
+    settings = dev_settings(None, fhir_servers=("https://ehr.allowed.example/fhir",))
+    assert fhir_server_refusal(url, settings, None) is not None
+
+
+@pytest.mark.parametrize("url", ["https://ehr.allowed.example/fhir", "https://ehr.allowed.example/fhir/r4"])
+def test_fhir_server_under_an_allowed_base_is_allowed(url):
+    settings = dev_settings(None, fhir_servers=("https://ehr.allowed.example/fhir",))
+    assert fhir_server_refusal(url, settings, None) is None
+
+
+def test_fully_prefetched_request_from_an_unlisted_fhir_server_needs_no_call(tmp_path, es384_key):
+    # nothing needs fetching, so the fhirServer is never called and the request is answered
+    with fhir_server() as fhir:
+        post = _secure(tmp_path, es384_key, fhir_servers=["https://ehr.allowed.example/fhir"])
+        assert post(_request(fhir.base_url)).status_code == 200
+        assert fhir.requests == []

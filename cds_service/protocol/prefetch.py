@@ -4,6 +4,8 @@
 - key present but ``null``: the client has no such data; treated as empty.
 - key absent, or an OperationOutcome in its place: fetched from ``fhirServer`` with the client's bearer token.
 - still unobtainable (no fhirServer, an error, a timeout): :class:`PreconditionFailed` (412).
+- a ``fhirServer`` not on the allow-list (the issuer's ``fhir_servers``, else ``OPIOID_CDS_FHIR_SERVERS``; with
+  auth off and no list, loopback hosts only) is never called: a key that needs it is a 412.
 - the optional history keys (``services.OPTIONAL_PREFETCH``): used when sent, fetched only when the client sent no
   prefetch at all, and read as no data when they cannot be had (never a 412).
 
@@ -20,12 +22,13 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
-from cds_service.config import Settings
+from cds_service.config import LOOPBACK_HOSTS, Settings
 from cds_service.errors import Issue, PreconditionFailed, Unobtainable
+from cds_service.protocol.auth import TrustedIssuer, verified_issuer
 from cds_service.protocol.hooks import HookRequest, fetched_resource_problems
 from cds_service.protocol.services import OPTIONAL_PREFETCH
 
@@ -149,6 +152,26 @@ def _next_link(bundle: dict[str, Any]) -> str | None:
     return None
 
 
+def fhir_server_refusal(url: str, settings: Settings, issuer: TrustedIssuer | None) -> str | None:
+    """Why the service must not call ``url`` with the client's token, or None when it may."""
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        return "fhirServer is not a plain base URL"
+    if ".." in parts.path.split("/"):
+        return "fhirServer has a '..' path segment"
+    allowed = issuer.fhir_servers if issuer is not None and issuer.fhir_servers else settings.fhir_servers
+    if allowed:
+        base = url.rstrip("/")
+        if any(base == a or base.startswith(a + "/") for a in allowed):
+            return None
+        return "fhirServer is not on the allow-list"
+    if settings.auth_required:
+        return "no fhirServer allow-list is configured"
+    if parts.hostname in LOOPBACK_HOSTS:
+        return None  # development (auth off, no list): loopback FHIR servers only
+    return "fhirServer is not a loopback host (auth is off and no allow-list is configured)"
+
+
 def _needs_fetch(value: Any) -> bool:
     return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"
 
@@ -156,7 +179,10 @@ def _needs_fetch(value: Any) -> bool:
 def resolve_prefetch(request: HookRequest, settings: Settings) -> dict[str, dict[str, Any] | None]:
     """Return every prefetch key of the service with its data (None = the client has none)."""
     reader = None
-    if request.fhir_server:
+    refusal = fhir_server_refusal(request.fhir_server, settings, verified_issuer()) if request.fhir_server else None
+    if refusal:
+        log.warning("fhirServer refused: %s", refusal)  # the URL itself is not logged: it may name the practice
+    if request.fhir_server and not refusal:
         token = request.fhir_authorization.access_token if request.fhir_authorization else None
         deadline = time.monotonic() + settings.fhir_timeout_seconds
         reader = FhirReader(request.fhir_server, token, settings, deadline, request.patient_id)
@@ -177,6 +203,8 @@ def resolve_prefetch(request: HookRequest, settings: Settings) -> dict[str, dict
             continue
         if reader is None:
             why = "its next pages need fhirServer" if sent else "it was not prefetched and there is no fhirServer"
+            if refusal:
+                why = f"fhirServer may not be called ({refusal})"
             problems.append(Issue(f"Cannot obtain prefetch '{key}': {why}.", f"prefetch.{key}", "processing"))
             continue
         try:
