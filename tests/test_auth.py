@@ -468,3 +468,27 @@ def test_query_string_access_token_is_not_in_the_service_logs(secure_client, es3
     denied = secure_client.post(f"{PATH}?access_token={secret}", json=load_request("order-sign.json"))
     _assert_bare_401(denied)
     assert secret not in caplog.text
+
+
+def test_issuer_fhir_servers_must_be_https(tmp_path):
+    path = tmp_path / "trust.yaml"
+    path.write_text(
+        "issuers:\n  - iss: https://x.example/\n    jku: [https://x.example/k]\n    fhir_servers: [http://x.example/fhir]\n"
+    )
+    with pytest.raises(ConfigError, match=r"fhir_servers.*must be https"):
+        load_trusted_issuers(path)
+
+
+@pytest.mark.parametrize(
+    "servers", ["http://ehr.example/fhir", "https://ehr.example/fhir?x=1", "https://u:p@ehr.example/fhir", "https://"]
+)
+def test_global_fhir_servers_must_be_plain_https_base_urls(servers):
+    with pytest.raises(ConfigError, match="OPIOID_CDS_FHIR_SERVERS"):
+        load_settings({"OPIOID_CDS_AUTH": "off", "OPIOID_CDS_FHIR_SERVERS": servers})
+
+
+def test_global_fhir_servers_allow_http_on_loopback_and_drop_trailing_slashes():
+    settings = load_settings(
+        {"OPIOID_CDS_AUTH": "off", "OPIOID_CDS_FHIR_SERVERS": "http://127.0.0.1:9/fhir/, https://e.example"}
+    )
+    assert settings.fhir_servers == ("http://127.0.0.1:9/fhir", "https://e.example")
