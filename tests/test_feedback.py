@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+import random
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import select
 
+from tests.databases import database_url  # noqa: F401 - the fixture
 from tests.helpers import FILES
 
 PATH = "/cds-services/opioid-order-sign/feedback"
@@ -125,3 +130,51 @@ def test_nothing_is_stored_when_any_item_is_invalid(app, client):
 
 def test_feedback_for_unknown_service_is_404(client):
     assert client.post("/cds-services/nope/feedback", json=_example("accepted")).status_code == 404
+
+
+def _shared_items(count: int) -> list[dict]:
+    """``count`` distinct, valid feedback items (the cards' ids fixed, so every client sends the same set)."""
+    return [
+        {
+            "card": str(uuid.uuid5(uuid.NAMESPACE_URL, f"opioid-cds-test-card-{n % 7}")),
+            "outcome": "accepted",
+            "outcomeTimestamp": f"2026-11-26T10:{n:02d}:00Z",
+            "acceptedSuggestions": [{"id": "e56e1945-20b3-4393-8503-a1a20fd73152"}],
+        }
+        for n in range(count)
+    ]
+
+
+@pytest.mark.integration
+def test_eight_workers_receiving_the_same_feedback_shuffled_answer_no_5xx_and_store_each_item_once(
+    tmp_path,
+    database_url,  # noqa: F811
+):
+    """Issue #13: 8 clients sending the same items in shuffled order got 32 of 120 answered 500 (deadlock)."""
+    import requests
+
+    from cds_service.protocol.store import Store, feedback
+    from tests.helpers import gunicorn_server
+
+    def client_run(server_url: str, seed: int) -> list[int]:
+        rng = random.Random(seed)
+        statuses = []
+        with requests.Session() as session:
+            for _ in range(5):
+                items = _shared_items(30)
+                rng.shuffle(items)
+                for start in range(0, 30, 10):
+                    response = session.post(server_url + PATH, json={"feedback": items[start : start + 10]}, timeout=30)
+                    statuses.append(response.status_code)
+        return statuses
+
+    server_env = {"OPIOID_CDS_DATABASE_URL": database_url}
+    with gunicorn_server(tmp_path, server_env, workers=8) as server, ThreadPoolExecutor(8) as pool:
+        statuses = [s for run in pool.map(lambda seed: client_run(server.url, seed), range(8)) for s in run]
+    # 8 clients x 5 rounds x 3 batches = 120 requests, every one answered 200; 30 distinct items, each stored once.
+    assert len(statuses) == 120
+    assert [s for s in statuses if s != 200] == []
+    store = Store(database_url)
+    with store.engine.connect() as conn:
+        keys = list(conn.execute(select(feedback.c.dedupe_key)).scalars())
+    assert len(keys) == len(set(keys)) == 30  # 0 duplicates, 0 lost
