@@ -29,7 +29,7 @@ def serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
     from cds_service.app import create_app
-    from cds_service.config import load_settings
+    from cds_service.config import ACCESS_LOG_FORMAT, load_settings
 
     if not os.environ.get("OPIOID_CDS_PSEUDONYM_KEY"):
         # One key for all workers of this server, so one patient has one pseudonym across its log lines.
@@ -47,6 +47,7 @@ def serve(args: argparse.Namespace) -> int:
                 "timeout": 30,
                 "graceful_timeout": 10,
                 "accesslog": "-" if args.access_log else None,
+                "access_log_format": ACCESS_LOG_FORMAT,  # path without the query string: a token there never logs
                 "errorlog": "-",
                 "limit_request_field_size": 16384,
             }

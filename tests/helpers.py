@@ -149,7 +149,9 @@ class LiveServer:
 
 
 @contextmanager
-def gunicorn_server(tmp_path: Path, env: dict[str, str], workers: int = 2) -> Iterator[LiveServer]:
+def gunicorn_server(
+    tmp_path: Path, env: dict[str, str], workers: int = 2, extra_args: tuple[str, ...] = ()
+) -> Iterator[LiveServer]:
     """Start the real service (``opioid-cds serve``: gunicorn) on a free loopback port; stop it afterwards."""
     port = free_port()
     full_env = {
@@ -172,6 +174,7 @@ def gunicorn_server(tmp_path: Path, env: dict[str, str], workers: int = 2) -> It
                 str(port),
                 "--workers",
                 str(workers),
+                *extra_args,
             ],
             env=full_env,
             stdout=log_file,

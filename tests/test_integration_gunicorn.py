@@ -164,3 +164,16 @@ def test_one_patient_has_one_pseudonym_across_workers(dev_server):
     assert len(workers) == 2
     assert len({re.search(r"patient=([0-9a-f]+)", line).group(1) for line in lines}) == 1
     assert "pat-1" not in dev_server.log()
+
+
+@pytest.mark.integration
+def test_a_token_in_the_query_string_never_reaches_the_gunicorn_access_log(tmp_path):
+    token = "eyJhbGciOiJFUzM4NCJ9.query-string-secret.signature"
+    with gunicorn_server(tmp_path, {"OPIOID_CDS_AUTH": "off"}, workers=1, extra_args=("--access-log",)) as server:
+        assert requests.get(f"{server.url}/health?access_token={token}", timeout=5).status_code == 200
+        assert requests.get(f"{server.url}/cds-services?access_token={token}", timeout=5).status_code == 200
+        server.process.terminate()
+        server.process.wait(timeout=15)
+        log = server.log()
+    assert "GET /health HTTP/1.1" in log  # the access log is on and names the path
+    assert "query-string-secret" not in log and "access_token" not in log
