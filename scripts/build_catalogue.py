@@ -1,4 +1,4 @@
-"""Build cds_service/clinical/knowledge/data/catalogue.csv from the public lists in ../shared/reference.
+"""Build cds_service/clinical/knowledge/data/catalogue.csv from the public lists vendored in scripts/sources/reference.
 
 Inputs: the dm+d VMP/AMP codelists (OpenSAFELY / OpenPrescribing, with dm+d names and BNF codes) and the CDC
 RxNorm medication value sets (with display names) and MME ingredient codes. Every code is copied from a list,
@@ -7,7 +7,7 @@ cds_service.clinical.knowledge.names; a brand
 (AMP) name is tied to its ingredient through the BNF chemical substance (first 9 characters of its BNF code)
 shared with a generic VMP. Rows that cannot be parsed are kept, marked unparsed, with the reason.
 
-Run: python scripts/build_catalogue.py [--shared ../shared]
+Run: python scripts/build_catalogue.py [--shared scripts/sources]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ROOT / "scripts" / "sources"  # the vendored reference lists (see its README)
 sys.path.insert(0, str(ROOT))
 
 from cds_service.clinical.knowledge.classify import product_from_parsed, resolve_components  # noqa: E402
@@ -310,7 +311,7 @@ def build(shared: Path, out: Path = DATA / "catalogue.csv") -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--shared", type=Path, default=SOURCES, help="the reference lists (default: scripts/sources)")
     parser.add_argument("--out", type=Path, default=DATA / "catalogue.csv")
     arguments = parser.parse_args()
     build(arguments.shared, arguments.out)

@@ -1,7 +1,7 @@
-"""Copy the SNOMED CT codelists the service needs from ../shared/reference into cds_service/clinical/knowledge/data/.
+"""Copy the SNOMED CT codelists the service needs from scripts/sources/reference into the package data.
 
 Codes are never typed by hand: each output row is copied from a public codelist and keeps its source.
-Run: python scripts/build_codelists.py [--shared ../shared]
+Run: python scripts/build_codelists.py [--shared scripts/sources]
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import csv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ROOT / "scripts" / "sources"  # the vendored reference lists (see its README)
 DATA = ROOT / "cds_service" / "clinical" / "knowledge" / "data"
 
 # output file -> [(input file under reference/uk/snomed, citation written on each of its rows)]
@@ -80,14 +81,14 @@ def read_codes(path: Path) -> list[tuple[str, str]]:
         return [(row[code_col].strip(), row[term_col].strip()) for row in reader if row[code_col].strip()]
 
 
-def build(shared: Path) -> None:
-    DATA.mkdir(parents=True, exist_ok=True)
+def build(shared: Path, out: Path = DATA) -> None:
+    out.mkdir(parents=True, exist_ok=True)
     for out_name, inputs in CODELISTS.items():
         rows: dict[str, tuple[str, str, str]] = {}
         for in_name, citation in inputs:
             for code, term in read_codes(shared / "reference" / "uk" / "snomed" / in_name):
                 rows.setdefault(code.strip(), (term.strip(), citation, in_name))
-        with (DATA / out_name).open("w", newline="", encoding="utf-8") as handle:
+        with (out / out_name).open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(["system", "code", "term", "source", "source_file"])
             for code in sorted(rows, key=int):
@@ -97,5 +98,7 @@ def build(shared: Path) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
-    build(parser.parse_args().shared)
+    parser.add_argument("--shared", type=Path, default=SOURCES, help="the reference lists (default: scripts/sources)")
+    parser.add_argument("--out", type=Path, default=DATA, help="the folder to write (default: the package data)")
+    arguments = parser.parse_args()
+    build(arguments.shared, arguments.out)

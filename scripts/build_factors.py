@@ -5,7 +5,7 @@
 - cdc-2022: CDC MME Clinical Conversion Factors CodeSystem (cqframework opioid-mme-r4, version 3.0.0).
 - cdc-2016: the CDC 2016 / CMS column of cross_source_comparison.csv; methadone tiered by daily dose as in the
   CDC 2016 guideline table.
-Run: python scripts/build_factors.py [--shared ../shared]
+Run: python scripts/build_factors.py [--shared scripts/sources]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ROOT / "scripts" / "sources"  # the vendored reference lists (see its README)
 OUT = ROOT / "cds_service" / "clinical" / "knowledge" / "data" / "ome_factors.csv"
 SALTS = {"sulfate", "sulphate", "hydrochloride", "phosphate", "tartrate", "citrate", "pectinate", "hcl"}
 COLUMNS = [
@@ -200,7 +201,7 @@ def build(shared: Path, out: Path = OUT) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--shared", type=Path, default=SOURCES, help="the reference lists (default: scripts/sources)")
     parser.add_argument("--out", type=Path, default=OUT)
     arguments = parser.parse_args()
     build(arguments.shared, arguments.out)

@@ -5,9 +5,9 @@ such as "Migraleve Pink tablets"), several strengths ("Co-codamol 30mg/500mg/5ml
 name grammar does not read ("Alfentanil 0.1% nasal spray"), with the opioid ingredient, its strength per unit
 (tablet, capsule) or per ml volume, and the document the strength rests on (the product's SPC, the dm+d name).
 The strengths and sources are written by hand; the codes and names are never typed: this script copies each
-row's name from the dm+d codelists in ../shared/reference/uk/dmd and fails when a code is not in them.
+row's name from the dm+d codelists in scripts/sources/reference/uk/dmd and fails when a code is not in them.
 
-Run: python scripts/build_product_strengths.py [--shared ../shared] [--out path]
+Run: python scripts/build_product_strengths.py [--shared scripts/sources] [--out path]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ROOT / "scripts" / "sources"  # the vendored reference lists (see its README)
 DATA = ROOT / "cds_service" / "clinical" / "knowledge" / "data"
 FILE = DATA / "product_strengths.csv"
 COLUMNS = [
@@ -73,7 +74,7 @@ def build(shared: Path, out: Path = FILE, source: Path = FILE) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    parser.add_argument("--shared", type=Path, default=SOURCES, help="the reference lists (default: scripts/sources)")
     parser.add_argument("--out", type=Path, default=FILE)
     arguments = parser.parse_args()
     build(arguments.shared, arguments.out)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
@@ -25,11 +24,8 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 ROOT = Path(__file__).resolve().parents[1]
-# The public reference lists the build scripts read (developer machines and CI have them beside the project).
-SHARED = ROOT.parent / "shared"
-needs_shared = pytest.mark.skipif(
-    not SHARED.is_dir(), reason="../shared is not beside the project: the rebuild-from-reference checks were skipped"
-)
+# The public reference lists the build scripts read, vendored with their origins (scripts/sources/README.md).
+SOURCES = ROOT / "scripts" / "sources"
 FIXTURES = ROOT / "fhir_fixtures"
 FILES = Path(__file__).resolve().parent / "files"
 ISSUER = "https://ehr.test.example/"

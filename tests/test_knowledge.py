@@ -12,7 +12,7 @@ import pytest
 from cds_service.clinical.knowledge.identify import identify
 from cds_service.clinical.knowledge.loader import load_knowledge
 from cds_service.clinical.knowledge.names import parse_name
-from tests.helpers import ROOT, SHARED, needs_shared
+from tests.helpers import ROOT, SOURCES
 
 CATALOGUE = ROOT / "cds_service/clinical/knowledge/data/catalogue.csv"
 OPIOID_LISTS = (
@@ -201,12 +201,11 @@ def test_every_catalogue_row_names_its_source():
     assert all(r["source"] for r in _catalogue())
 
 
-@needs_shared
-def test_catalogue_and_factors_are_rebuilt_identically_from_the_shared_lists(tmp_path):
+def test_catalogue_and_factors_are_rebuilt_identically_from_the_vendored_lists(tmp_path):
     for script, committed in (("build_catalogue.py", "catalogue.csv"), ("build_factors.py", "ome_factors.csv")):
         out = tmp_path / committed
         subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / script), "--shared", str(SHARED), "--out", str(out)],
+            [sys.executable, str(ROOT / "scripts" / script), "--shared", str(SOURCES), "--out", str(out)],
             check=True,
             capture_output=True,
         )
@@ -319,3 +318,11 @@ def test_missing_medication_reference_is_reported():
     resource = {"medicationReference": {"reference": "Medication/absent"}}
     identified = identify(resource, {}, load_knowledge())
     assert identified.product is None and "was not found" in identified.problem
+
+
+def test_codelists_are_rebuilt_identically_from_the_vendored_lists(tmp_path):
+    script = ROOT / "scripts" / "build_codelists.py"
+    subprocess.run([sys.executable, str(script), "--shared", str(SOURCES), "--out", str(tmp_path)], check=True)
+    data = ROOT / "cds_service/clinical/knowledge/data"
+    built = sorted(p.name for p in tmp_path.glob("*.csv"))
+    assert built and all((tmp_path / n).read_bytes() == (data / n).read_bytes() for n in built), built

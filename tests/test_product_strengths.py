@@ -14,7 +14,7 @@ import pytest
 
 from cds_service.clinical.knowledge.identify import by_text
 from cds_service.clinical.knowledge.loader import load_knowledge
-from tests.helpers import ROOT, SHARED, needs_shared
+from tests.helpers import ROOT, SOURCES
 from tests.ome_helpers import mr, ome
 
 DATA = ROOT / "cds_service/clinical/knowledge/data"
@@ -104,11 +104,10 @@ def test_curated_strengths_come_before_reading_the_name():
     assert (product.ingredient, product.strength_mg, product.per_unit) == ("codeine", 8, "unit")
 
 
-@needs_shared
-def test_product_strengths_names_are_copied_from_the_shared_lists(tmp_path):
+def test_product_strengths_names_are_copied_from_the_vendored_lists(tmp_path):
     out = tmp_path / "product_strengths.csv"
     script = ROOT / "scripts" / "build_product_strengths.py"
-    subprocess.run([sys.executable, str(script), "--shared", str(SHARED), "--out", str(out)], check=True)
+    subprocess.run([sys.executable, str(script), "--shared", str(SOURCES), "--out", str(out)], check=True)
     assert out.read_bytes() == (DATA / "product_strengths.csv").read_bytes()
 
 
