@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -75,6 +76,28 @@ feedback = Table(
     Column("accepted_suggestions", Text, nullable=True),
     Column("override_reason", Text, nullable=True),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    # Prompt memory (issue #14): the practice that sent the feedback (JWT ``tenant``; "" without one) and whether
+    # the card it answers is one this service issued (False: stored as unmatched, never dropped).
+    Column("tenant", String(200), nullable=False, server_default=""),
+    Column("matched", Boolean, nullable=True),
+)
+
+#: Prompt memory (issue #14): one row per card the service decided on, shown or held back. No patient identifier:
+#: ``patient_key`` is the pseudonym from :mod:`cds_service.protocol.privacy`.
+prompt_log = Table(
+    "prompt_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("card_uuid", String(64), nullable=False, unique=True),
+    Column("issued_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("patient_key", String(64), nullable=False, index=True),
+    Column("tenant", String(200), nullable=False, server_default=""),
+    Column("service_id", String(200), nullable=False),
+    Column("rule_id", String(200), nullable=False),  # the card's source.topic: its most specific rule
+    Column("rules", Text, nullable=False),  # JSON list: every rule the card stands for
+    Column("indicator", String(20), nullable=False),
+    Column("fingerprint", Text, nullable=False),  # JSON: OME band and total, products, drug classes
+    Column("status", String(20), nullable=False),  # shown | snoozed | held (patient-view once a day)
 )
 
 jwt_replay = Table(
